@@ -1,0 +1,36 @@
+-- Clinician profiles with live capacity. Taxonomy arrays hold slugs from
+-- taxonomy_terms; the application checks them (arrays cannot carry foreign keys).
+CREATE TABLE profiles (
+    user_id uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    credentials text[] NOT NULL DEFAULT '{}',
+    license_states text[] NOT NULL DEFAULT '{}',
+    license_number text CHECK (length(license_number) <= 64),
+    verified_at timestamptz,
+    verified_by uuid REFERENCES users (id) ON DELETE SET NULL,
+    bio text NOT NULL DEFAULT '' CHECK (length(bio) <= 4000),
+    specialties text[] NOT NULL DEFAULT '{}',
+    modalities text[] NOT NULL DEFAULT '{}',
+    populations text[] NOT NULL DEFAULT '{}',
+    languages text[] NOT NULL DEFAULT '{}',
+    insurance text[] NOT NULL DEFAULT '{}',
+    fee_min integer CHECK (fee_min >= 0),
+    fee_max integer CHECK (fee_max >= 0),
+    sliding_scale boolean NOT NULL DEFAULT false,
+    telehealth boolean NOT NULL DEFAULT false,
+    in_person boolean NOT NULL DEFAULT false,
+    city text CHECK (length(city) <= 120),
+    state text CHECK (state ~ '^[A-Z]{2}$'),
+    postal_code text CHECK (postal_code ~ '^[0-9]{5}(-[0-9]{4})?$'),
+    latitude double precision CHECK (latitude BETWEEN -90 AND 90),
+    longitude double precision CHECK (longitude BETWEEN -180 AND 180),
+    accepting_referrals boolean NOT NULL DEFAULT false,
+    open_slots integer NOT NULL DEFAULT 0 CHECK (open_slots >= 0),
+    waitlist text NOT NULL DEFAULT 'none' CHECK (waitlist IN ('none', 'short', 'medium', 'long')),
+    capacity_confirmed_at timestamptz,
+    version integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    CHECK (fee_min IS NULL OR fee_max IS NULL OR fee_min <= fee_max),
+    CHECK ((latitude IS NULL) = (longitude IS NULL))
+);
+CREATE INDEX profiles_verified_by_idx ON profiles (verified_by);

@@ -1,0 +1,165 @@
+//! Sign-ins (refresh-token families) and the per-instance cache that lets the
+//! access-token check skip the database on most requests. A revocation on this
+//! instance applies at once; on another instance within `CACHE_TTL`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::Role;
+use crate::{
+    db::{
+        DbPool,
+        schema::{auth_sessions, users},
+    },
+    error::AppResult,
+};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct SessionStatus {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub active: bool,
+}
+
+#[derive(Clone)]
+pub struct SessionCache {
+    cache: moka::future::Cache<Uuid, SessionStatus>,
+    clock: crate::clock::Clock,
+}
+
+impl SessionCache {
+    pub fn new(clock: crate::clock::Clock) -> Self {
+        Self {
+            cache: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(CACHE_TTL)
+                .support_invalidation_closures()
+                .build(),
+            clock,
+        }
+    }
+
+    /// The sign-in's state: from the cache, else from PostgreSQL.
+    pub async fn status(
+        &self,
+        pool: &DbPool,
+        session_id: Uuid,
+    ) -> AppResult<Option<SessionStatus>> {
+        if let Some(hit) = self.cache.get(&session_id).await {
+            return Ok(Some(hit));
+        }
+        let mut conn = pool.get().await?;
+        let row = auth_sessions::table
+            .inner_join(users::table)
+            .filter(auth_sessions::id.eq(session_id))
+            .select((
+                users::id,
+                users::role,
+                users::disabled_at,
+                auth_sessions::revoked_at,
+                auth_sessions::expires_at,
+            ))
+            .first::<(
+                Uuid,
+                String,
+                Option<DateTime<Utc>>,
+                Option<DateTime<Utc>>,
+                DateTime<Utc>,
+            )>(&mut conn)
+            .await
+            .optional()?;
+        let Some((user_id, role, disabled_at, revoked_at, expires_at)) = row else {
+            return Ok(None);
+        };
+        let status = SessionStatus {
+            user_id,
+            role: role.parse()?,
+            active: disabled_at.is_none() && revoked_at.is_none() && expires_at > self.clock.now(),
+        };
+        self.cache.insert(session_id, status.clone()).await;
+        Ok(Some(status))
+    }
+
+    pub async fn forget(&self, session_id: Uuid) {
+        self.cache.invalidate(&session_id).await;
+    }
+
+    /// Drops every cached sign-in (after a user-wide revocation or role change).
+    pub fn forget_user(&self, user_id: Uuid) {
+        let cache = self.cache.clone();
+        // moka evaluates the predicate lazily; entries of this user vanish at once for readers.
+        let _ = cache.invalidate_entries_if(move |_, status| status.user_id == user_id);
+    }
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    max_ttl: chrono::Duration,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> QueryResult<Uuid> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(auth_sessions::table)
+        .values((
+            auth_sessions::id.eq(id),
+            auth_sessions::user_id.eq(user_id),
+            auth_sessions::created_at.eq(now),
+            auth_sessions::expires_at.eq(now + max_ttl),
+            auth_sessions::ip.eq(ip),
+            auth_sessions::user_agent.eq(user_agent),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        auth_sessions::table.filter(
+            auth_sessions::id
+                .eq(session_id)
+                .and(auth_sessions::revoked_at.is_null()),
+        ),
+    )
+    .set((
+        auth_sessions::revoked_at.eq(now),
+        auth_sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await
+}
+
+/// Ends every sign-in of a user (logout everywhere, disabling, password change).
+pub async fn revoke_all(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        auth_sessions::table.filter(
+            auth_sessions::user_id
+                .eq(user_id)
+                .and(auth_sessions::revoked_at.is_null()),
+        ),
+    )
+    .set((
+        auth_sessions::revoked_at.eq(now),
+        auth_sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await
+}

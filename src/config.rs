@@ -1,0 +1,214 @@
+//! Typed settings, read from environment variables with local defaults.
+//! Secrets are `SecretString`s so they never reach a log line.
+
+use std::{path::PathBuf, time::Duration};
+
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://kith:kith@127.0.0.1:5432/kith";
+
+/// Failed sign-in limits, shared by every instance through PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct LoginLimits {
+    /// Failures per account within `window` before it is locked.
+    pub per_account: i32,
+    /// Failures per client address within `window` before it is locked.
+    pub per_ip: i32,
+    pub window: Duration,
+    pub lockout: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_ip: 30,
+            window: Duration::from_secs(15 * 60),
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub db_pool_size: usize,
+    /// `host:port`; port 0 picks a free port (tests).
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub jwt_secret: SecretString,
+    pub allowed_origins: Vec<String>,
+    /// Where links in emails point.
+    pub public_url: String,
+    pub meili_url: Option<String>,
+    pub meili_master_key: Option<SecretString>,
+    pub smtp_url: Option<SecretString>,
+    /// Use `X-Forwarded-For` for the client address (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    pub workers: usize,
+    pub access_token_ttl: Duration,
+    /// A sign-in unused this long ends (the web client refreshes while active).
+    pub refresh_idle_ttl: Duration,
+    /// A sign-in ends this long after it started, however active.
+    pub session_max_ttl: Duration,
+    pub login_limits: LoginLimits,
+    /// Directory with the web client; served at `/` when present.
+    pub web_dir: PathBuf,
+    /// Run background workers (audit sealer, later outboxes) in this process.
+    pub run_workers: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("could not use the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_var<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+impl Settings {
+    /// Reads the environment. The JWT secret, when not given, is generated
+    /// once and kept in the data directory so restarts keep sessions valid.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(var("KITH_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let addr = var("KITH_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let public_url = var("KITH_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        let allowed_origins = var("KITH_ALLOWED_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![public_url.trim_end_matches('/').to_string()]);
+        let jwt_secret = match var("KITH_JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError::Invalid {
+                    name: "KITH_JWT_SECRET",
+                    reason: "use at least 32 characters".into(),
+                });
+            }
+            Some(secret) => SecretString::from(secret),
+            None => load_or_create_jwt_secret(&data_dir)?,
+        };
+        let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            database_url: SecretString::from(
+                var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            ),
+            db_pool_size: parse_var("KITH_DB_POOL_SIZE", 16)?,
+            addr,
+            web_dir: PathBuf::from(var("KITH_WEB_DIR").unwrap_or_else(|| "web".into())),
+            data_dir,
+            jwt_secret,
+            allowed_origins,
+            public_url,
+            meili_url: var("MEILI_URL"),
+            meili_master_key: var("MEILI_MASTER_KEY").map(SecretString::from),
+            smtp_url: var("SMTP_URL").map(SecretString::from),
+            trust_forwarded_for: parse_var("KITH_TRUST_FORWARDED_FOR", false)?,
+            workers: parse_var("KITH_WORKERS", default_workers)?,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_idle_ttl: Duration::from_secs(
+                parse_var("KITH_IDLE_TIMEOUT_MINUTES", 30u64)? * 60,
+            ),
+            session_max_ttl: Duration::from_secs(12 * 60 * 60),
+            login_limits: LoginLimits::default(),
+            run_workers: parse_var("KITH_RUN_WORKERS", true)?,
+        })
+    }
+
+    /// Settings for a test or a tool: everything local, a fixed secret.
+    pub fn for_database(database_url: &str, data_dir: PathBuf) -> Self {
+        Self {
+            database_url: SecretString::from(database_url.to_string()),
+            db_pool_size: 8,
+            addr: "127.0.0.1:0".into(),
+            data_dir,
+            jwt_secret: SecretString::from("test-secret-test-secret-test-secret-0123".to_string()),
+            allowed_origins: vec!["http://127.0.0.1".into()],
+            public_url: "http://127.0.0.1".into(),
+            meili_url: None,
+            meili_master_key: None,
+            smtp_url: None,
+            trust_forwarded_for: false,
+            workers: 2,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_idle_ttl: Duration::from_secs(30 * 60),
+            session_max_ttl: Duration::from_secs(12 * 60 * 60),
+            login_limits: LoginLimits::default(),
+            web_dir: PathBuf::from("web"),
+            run_workers: true,
+        }
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+fn load_or_create_jwt_secret(data_dir: &std::path::Path) -> Result<SecretString, ConfigError> {
+    let path = data_dir.join("jwt-secret");
+    let io = |source| ConfigError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= 32 {
+            return Ok(SecretString::from(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret).map_err(io)?;
+    tracing::warn!(
+        path = %path.display(),
+        "KITH_JWT_SECRET is not set: generated one and kept it in the data directory; set it explicitly in production"
+    );
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

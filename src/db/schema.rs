@@ -1,0 +1,120 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        entity_type -> Text,
+        entity_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        detail -> Jsonb,
+        seq -> Nullable<Int8>,
+        prev_hash -> Nullable<Bytea>,
+        hash -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    auth_sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    profiles (user_id) {
+        user_id -> Uuid,
+        credentials -> Array<Text>,
+        license_states -> Array<Text>,
+        license_number -> Nullable<Text>,
+        verified_at -> Nullable<Timestamptz>,
+        verified_by -> Nullable<Uuid>,
+        bio -> Text,
+        specialties -> Array<Text>,
+        modalities -> Array<Text>,
+        populations -> Array<Text>,
+        languages -> Array<Text>,
+        insurance -> Array<Text>,
+        fee_min -> Nullable<Int4>,
+        fee_max -> Nullable<Int4>,
+        sliding_scale -> Bool,
+        telehealth -> Bool,
+        in_person -> Bool,
+        city -> Nullable<Text>,
+        state -> Nullable<Text>,
+        postal_code -> Nullable<Text>,
+        latitude -> Nullable<Float8>,
+        longitude -> Nullable<Float8>,
+        accepting_referrals -> Bool,
+        open_slots -> Int4,
+        waitlist -> Text,
+        capacity_confirmed_at -> Nullable<Timestamptz>,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Uuid,
+        issued_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    taxonomy_terms (kind, slug) {
+        kind -> Text,
+        slug -> Text,
+        label -> Text,
+        synonyms -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        display_name -> Text,
+        role -> Text,
+        email_verified_at -> Nullable<Timestamptz>,
+        disabled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(auth_sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
+    auth_sessions,
+    login_throttle,
+    profiles,
+    refresh_tokens,
+    taxonomy_terms,
+    users,
+);

@@ -1,0 +1,32 @@
+//! Liveness (`/health`: the process answers) and readiness (`/ready`: the
+//! database answers too), plus the JSON 404 for unknown addresses.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use diesel_async::RunQueryDsl;
+
+use crate::{AppState, error::AppError};
+
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let check = async {
+        let mut conn = state.pool.get().await?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+        Ok::<_, AppError>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
+        _ => Err(AppError::unavailable(
+            "database_unavailable",
+            "The database is not reachable.",
+        )),
+    }
+}
+
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::not_found("There is nothing at this address."))
+}

@@ -1,0 +1,278 @@
+//! HTTP plumbing shared by every feature: the JSON body extractor that names
+//! the failing field, JSON bodies for errors actix answers itself, request
+//! metadata for the audit log, and the tracing root span.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::{StatusCode, header},
+    middleware::ErrorHandlerResponse,
+    web,
+};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+
+use crate::{
+    AppState,
+    error::{AppError, ErrorBody},
+};
+
+/// Request bodies larger than this are refused with 413 unless a route says otherwise.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// A JSON request body. Malformed JSON is a 400; a missing or mistyped field
+/// is a 422 that names the field (by its path, e.g. `capacity.open_slots`).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            })
+            .unwrap_or(false);
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(AppError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send the body as JSON with Content-Type: application/json.",
+                ));
+            }
+            if declared_len.is_some_and(|len| len > DEFAULT_BODY_LIMIT) {
+                return Err(too_large());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|_| AppError::bad_request("The request body could not be read."))?;
+                if body.len() + chunk.len() > DEFAULT_BODY_LIMIT {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(ApiJson)
+        })
+    }
+}
+
+fn too_large() -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "The request body is larger than {} KiB.",
+            DEFAULT_BODY_LIMIT / 1024
+        ),
+    )
+}
+
+/// Deserializes a JSON document, turning serde's complaint into an API error.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::bad_request(
+            "The request body is empty; send a JSON object.",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.classify() != serde_json::error::Category::Data {
+            return AppError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("The request body is not valid JSON ({inner})."),
+            );
+        }
+        let text = inner.to_string();
+        let text = text.split(" at line ").next().unwrap_or(&text).to_string();
+        // serde reports a missing or unknown field at the parent's path; name the field itself.
+        let field = match backticked(&text) {
+            Some(name)
+                if text.starts_with("missing field") || text.starts_with("unknown field") =>
+            {
+                if path == "." {
+                    name
+                } else {
+                    format!("{path}.{name}")
+                }
+            }
+            _ => path,
+        };
+        AppError::invalid_field(field.clone(), format!("{field}: {text}"))
+    })?;
+    de.end().map_err(|e| {
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("Unexpected data after the JSON value ({e})."),
+        )
+    })?;
+    Ok(value)
+}
+
+fn backticked(text: &str) -> Option<String> {
+    let start = text.find('`')? + 1;
+    let len = text[start..].find('`')?;
+    Some(text[start..start + len].to_string())
+}
+
+/// Gives every error actix answers on its own (unknown route, wrong method,
+/// bad query string...) the same JSON body as our own errors.
+pub fn json_error_fallback<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "There is nothing at this address.".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "This address does not accept that method.".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "The request body is too large.".to_string(),
+        ),
+        s if s.is_server_error() => (
+            "internal_error",
+            "Something went wrong on our side. Please try again.".to_string(),
+        ),
+        s => (
+            "bad_request",
+            res.response()
+                .error()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| s.canonical_reason().unwrap_or("Bad request").to_string()),
+        ),
+    };
+    let allow = res.response().headers().get(header::ALLOW).cloned();
+    let (req, _) = res.into_parts();
+    let mut builder = HttpResponse::build(status);
+    if let Some(allow) = allow {
+        builder.insert_header((header::ALLOW, allow));
+    }
+    let response = builder.json(ErrorBody {
+        error: code.into(),
+        message,
+        field: None,
+    });
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+/// Who is asking, for the audit log: client address and request id.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequest for RequestMeta {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let trust_forwarded = req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|s| s.settings.trust_forwarded_for);
+        let forwarded = trust_forwarded
+            .then(|| {
+                req.headers()
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .map(|v| v.trim().to_string())
+            })
+            .flatten();
+        let ip = forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
+        let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect());
+        std::future::ready(Ok(Self {
+            ip,
+            request_id,
+            user_agent,
+        }))
+    }
+}
+
+/// Root span that records the route pattern (`/api/v1/profiles/{user_id}`),
+/// never the concrete path or query string, so no identifier reaches a log.
+pub struct KithRootSpan;
+
+impl RootSpanBuilder for KithRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_string());
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = %route,
+            request_id = %request_id,
+            status = tracing::field::Empty,
+            error = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        match outcome {
+            Ok(response) => {
+                span.record("status", response.status().as_u16());
+                if let Some(error) = response.response().error() {
+                    span.record("error", tracing::field::display(error));
+                }
+            }
+            Err(error) => {
+                span.record("status", error.as_response_error().status_code().as_u16());
+                span.record("error", tracing::field::display(error));
+            }
+        }
+    }
+}

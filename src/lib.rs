@@ -1,0 +1,170 @@
+//! Kith: a referral network and peer-consultation platform for therapists.
+//!
+//! [`Application::build`] turns [`Settings`] into a running server; `main`
+//! and every integration test start Kith the same way.
+
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+mod health;
+pub mod http;
+pub mod openapi;
+pub mod profiles;
+pub mod seed;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix_web::{App, HttpServer, dev::ServerHandle, middleware, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+
+pub use clock::Clock;
+pub use config::Settings;
+
+/// Everything a request handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: db::DbPool,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    pub tokens: Arc<auth::tokens::TokenKeys>,
+    pub sessions: auth::sessions::SessionCache,
+    pub taxonomy: Arc<profiles::taxonomy::Taxonomy>,
+    /// Verified against when an email is unknown, so both cases cost the same.
+    pub dummy_password_hash: Arc<str>,
+}
+
+impl AppState {
+    /// Connects, checks the schema is current and loads the taxonomy.
+    pub async fn new(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        db::ensure_migrated(settings.database_url()).await?;
+        let pool = db::pool(settings.database_url(), settings.db_pool_size)?;
+        let taxonomy = {
+            let mut conn = pool.get().await?;
+            profiles::taxonomy::Taxonomy::load(&mut conn).await?
+        };
+        let dummy = auth::password::hash(format!("dummy-{}", uuid::Uuid::new_v4()))
+            .await
+            .map_err(|e| anyhow::anyhow!("argon2 self-check failed: {e}"))?;
+        Ok(Self {
+            tokens: Arc::new(auth::tokens::TokenKeys::new(&settings)),
+            sessions: auth::sessions::SessionCache::new(clock.clone()),
+            taxonomy: Arc::new(taxonomy),
+            dummy_password_hash: dummy.into(),
+            settings: Arc::new(settings),
+            clock,
+            pool,
+        })
+    }
+}
+
+/// The versioned JSON API; its routes and their OpenAPI entries come from one list.
+pub fn api_v1(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(auth::routes)
+            .configure(profiles::routes)
+            .configure(audit::routes),
+    );
+}
+
+/// A running Kith server.
+pub struct Application {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    state: AppState,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(&settings.addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
+        let addr = listener.local_addr()?;
+        let workers_count = settings.workers.max(1);
+        let state = AppState::new(settings, clock).await?;
+        let data = web::Data::new(state.clone());
+        let web_dir = state.settings.web_dir.clone();
+        let serve_web = web_dir.join("index.html").is_file();
+
+        let server = HttpServer::new(move || {
+            let (app, api) = App::new()
+                .into_utoipa_app()
+                .openapi(openapi::base())
+                .configure(api_v1)
+                .split_for_parts();
+            let app = app
+                .app_data(data.clone())
+                .app_data(web::Data::new(api))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    error::AppError::invalid_field(
+                        "query",
+                        format!("A query parameter is not valid: {err}"),
+                    )
+                    .into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|_, _| {
+                    error::AppError::not_found("There is nothing at this address.").into()
+                }))
+                .app_data(web::JsonConfig::default().limit(http::DEFAULT_BODY_LIMIT))
+                .app_data(web::PayloadConfig::default().limit(http::DEFAULT_BODY_LIMIT))
+                .route("/health", web::get().to(health::health))
+                .route("/ready", web::get().to(health::ready))
+                .route("/api/v1/openapi.json", web::get().to(openapi::serve));
+            let app = if serve_web {
+                app.service(actix_files::Files::new("/", &web_dir).index_file("index.html"))
+            } else {
+                app
+            };
+            app.default_service(web::to(health::not_found))
+                .wrap(
+                    middleware::DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("X-Frame-Options", "DENY")),
+                )
+                .wrap(middleware::ErrorHandlers::new().default_handler(http::json_error_fallback))
+                .wrap(TracingLogger::<http::KithRootSpan>::new())
+        })
+        .workers(workers_count)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+
+        let mut workers = Vec::new();
+        if state.settings.run_workers {
+            workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
+        }
+        Ok(Self {
+            addr,
+            server,
+            state,
+            workers,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        for worker in self.workers {
+            worker.abort();
+        }
+        result
+    }
+}

@@ -1,0 +1,199 @@
+//! The `kith` command: serve, migrate, seed and the operator tools.
+
+use clap::{Parser, Subcommand};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use kith::{Application, Clock, Settings, db, seed};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+#[derive(Parser)]
+#[command(
+    name = "kith",
+    version,
+    about = "Referral network and peer consultation for therapists"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the web client (needs a migrated database).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Insert demo accounts and N synthetic clinicians (deterministic per seed).
+    Seed {
+        #[arg(long, default_value_t = 300)]
+        profiles: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Give an existing account a role (e.g. make the first administrator).
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["clinician", "supervisor", "admin"])]
+        role: String,
+    },
+    /// Check the audit log's hash chain.
+    AuditVerify,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("KITH_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let json = std::env::var("KITH_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry.with(fmt::layer().json()).init();
+    } else {
+        registry.with(fmt::layer().compact()).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kith: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&kith::openapi::document())?
+        );
+        return Ok(());
+    }
+    let settings = Settings::from_env()?;
+    match cli.command {
+        Command::Serve => {
+            let started = std::time::Instant::now();
+            let app = Application::build(settings, Clock::system()).await?;
+            tracing::info!(addr = %app.addr(), ready_in_ms = started.elapsed().as_millis() as u64, "Kith is serving");
+            let handle = app.handle();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                handle.stop(true).await;
+            });
+            app.run().await?;
+        }
+        Command::Migrate => {
+            let applied = db::run_migrations(settings.database_url()).await?;
+            if applied.is_empty() {
+                println!("The database is up to date.");
+            } else {
+                println!(
+                    "Applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
+            }
+        }
+        Command::Seed { profiles, seed } => {
+            db::ensure_migrated(settings.database_url()).await?;
+            let pool = db::pool(settings.database_url(), 5)?;
+            let taxonomy = {
+                let mut conn = pool.get().await?;
+                kith::profiles::taxonomy::Taxonomy::load(&mut conn).await?
+            };
+            let started = std::time::Instant::now();
+            let report = seed::run(
+                &pool,
+                &taxonomy,
+                Clock::system().now(),
+                &seed::SeedOptions { profiles, seed },
+            )
+            .await?;
+            println!(
+                "Seeded {} account(s) ({} already present) in {:.1} s. Demo sign-ins ({}): {}",
+                report.inserted,
+                report.already_present,
+                started.elapsed().as_secs_f64(),
+                seed::DEMO_PASSWORD,
+                seed::DEMO_ACCOUNTS
+                    .iter()
+                    .map(|a| a.0)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Command::SetRole { email, role } => {
+            use kith::db::schema::users;
+            let mut conn =
+                diesel_async::AsyncPgConnection::establish_conn(settings.database_url()).await?;
+            let n =
+                diesel::update(users::table.filter(users::email.eq(email.trim().to_lowercase())))
+                    .set(users::role.eq(&role))
+                    .execute(&mut conn)
+                    .await?;
+            anyhow::ensure!(n == 1, "no account with the email {email}");
+            kith::audit::record(
+                &mut conn,
+                Clock::system().now(),
+                &kith::http::RequestMeta::default(),
+                kith::audit::Event::new(None, "role_changed", "user", &email)
+                    .detail(serde_json::json!({"to": role, "via": "cli"})),
+            )
+            .await?;
+            println!("{email} is now {role}.");
+        }
+        Command::AuditVerify => {
+            let pool = db::pool(settings.database_url(), 2)?;
+            let mut conn = pool.get().await?;
+            while kith::audit::seal_pending(&mut conn, 5_000).await? > 0 {}
+            let report = kith::audit::verify_chain(&mut conn).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            anyhow::ensure!(
+                report.intact,
+                "the audit chain is broken at seq {:?}",
+                report.first_broken_seq
+            );
+        }
+        Command::Openapi => {}
+    }
+    Ok(())
+}
+
+trait EstablishConn: Sized {
+    async fn establish_conn(url: &str) -> anyhow::Result<Self>;
+}
+
+impl EstablishConn for diesel_async::AsyncPgConnection {
+    async fn establish_conn(url: &str) -> anyhow::Result<Self> {
+        use diesel_async::AsyncConnection;
+        Ok(diesel_async::AsyncPgConnection::establish(url).await?)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,326 @@
+//! Clinician profiles and live capacity: read, edit with optimistic
+//! concurrency, update and confirm capacity, and the taxonomy behind them.
+
+pub mod model;
+pub mod taxonomy;
+pub mod validate;
+
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+pub use model::{CapacityFreshness, CapacityInput, Profile, ProfileInput, ProfileView, Waitlist};
+
+use crate::{
+    AppState, audit,
+    auth::AuthUser,
+    db::schema::{profiles, users},
+    error::{AppError, AppResult, ErrorBody},
+    http::{ApiJson, RequestMeta},
+};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(taxonomy::get_taxonomy)
+        .service(get_mine)
+        .service(put_mine)
+        .service(patch_capacity)
+        .service(confirm_capacity)
+        .service(get_one);
+}
+
+pub async fn create_empty(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(profiles::table)
+        .values(Profile::empty(user_id, now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_verified(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    by: Option<(DateTime<Utc>, Uuid)>,
+) -> QueryResult<()> {
+    diesel::update(profiles::table.find(user_id))
+        .set((
+            profiles::verified_at.eq(by.map(|b| b.0)),
+            profiles::verified_by.eq(by.map(|b| b.1)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn load(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    include_disabled: bool,
+) -> AppResult<(Profile, String)> {
+    let mut query = profiles::table
+        .inner_join(users::table.on(users::id.eq(profiles::user_id)))
+        .filter(profiles::user_id.eq(user_id))
+        .select((Profile::as_select(), users::display_name))
+        .into_boxed();
+    if !include_disabled {
+        query = query.filter(users::disabled_at.is_null());
+    }
+    query
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| AppError::not_found("No such clinician profile."))
+}
+
+/// The profile of `user_id` as reads return it, disabled accounts included.
+pub async fn load_view(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<ProfileView> {
+    let (profile, name) = load(conn, user_id, true).await?;
+    Ok(ProfileView::new(profile, name, now))
+}
+
+fn with_etag(view: &ProfileView) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("ETag", format!("\"{}\"", view.version)))
+        .insert_header(("Cache-Control", "private, no-cache"))
+        .json(view)
+}
+
+/// The version a client edited from: `If-Match` wins over the body's `version`.
+fn expected_version(req: &HttpRequest, body_version: Option<i32>) -> AppResult<Option<i32>> {
+    let Some(header) = req.headers().get("If-Match") else {
+        return Ok(body_version);
+    };
+    let raw = header.to_str().unwrap_or_default().trim();
+    let raw = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    raw.parse()
+        .map(Some)
+        .map_err(|_| AppError::bad_request("If-Match must be the ETag of the profile, e.g. \"3\"."))
+}
+
+fn version_conflict(current: i32) -> AppError {
+    AppError {
+        field: Some("version".into()),
+        ..AppError::conflict(
+            "version_conflict",
+            format!(
+                "This profile was changed since you loaded it (it is now version {current}). Reload it and apply your edit again."
+            ),
+        )
+    }
+}
+
+/// The signed-in clinician's own profile.
+#[utoipa::path(tag = "profiles", security(("bearer" = [])), responses((status = 200, body = ProfileView), (status = 401, body = ErrorBody)))]
+#[get("/profiles/me")]
+async fn get_mine(state: web::Data<AppState>, auth: AuthUser) -> AppResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    Ok(with_etag(
+        &load_view(&mut conn, auth.user_id, state.clock.now()).await?,
+    ))
+}
+
+/// Any clinician's profile (signed-in users only). Disabled accounts are not found.
+#[utoipa::path(tag = "profiles", security(("bearer" = [])), params(("user_id" = Uuid, Path)),
+    responses((status = 200, body = ProfileView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/profiles/{user_id}")]
+async fn get_one(
+    state: web::Data<AppState>,
+    _auth: AuthUser,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let (profile, name) = load(&mut conn, path.into_inner(), false).await?;
+    Ok(with_etag(&ProfileView::new(
+        profile,
+        name,
+        state.clock.now(),
+    )))
+}
+
+/// Replaces the editable profile. Needs the version it started from (body or `If-Match`);
+/// a stale version is a 409 and changes nothing.
+#[utoipa::path(tag = "profiles", security(("bearer" = [])), request_body = ProfileInput,
+    responses((status = 200, body = ProfileView), (status = 409, body = ErrorBody, description = "stale version"),
+              (status = 422, body = ErrorBody), (status = 428, body = ErrorBody, description = "no version given")))]
+#[put("/profiles/me")]
+async fn put_mine(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    meta: RequestMeta,
+    auth: AuthUser,
+    body: ApiJson<ProfileInput>,
+) -> AppResult<HttpResponse> {
+    let input = body.0;
+    let expected = expected_version(&req, input.version)?.ok_or_else(|| {
+        AppError::new(
+            actix_web::http::StatusCode::PRECONDITION_REQUIRED,
+            "version_required",
+            "Send the profile's version (the `version` field or an If-Match header) so that edits are not lost.",
+        )
+    })?;
+    let display_name = input
+        .display_name
+        .as_deref()
+        .map(validate::display_name)
+        .transpose()?;
+    let changes = validate::profile(input, &state.taxonomy)?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let view = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let (meta, changes) = (&meta, &changes);
+            let updated = diesel::update(
+                profiles::table.filter(
+                    profiles::user_id
+                        .eq(auth.user_id)
+                        .and(profiles::version.eq(expected)),
+                ),
+            )
+            .set((
+                changes,
+                profiles::version.eq(profiles::version + 1),
+                profiles::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if updated == 0 {
+                let current = load_view(conn, auth.user_id, now).await?;
+                return Err(version_conflict(current.version));
+            }
+            if let Some(name) = &display_name {
+                diesel::update(users::table.find(auth.user_id))
+                    .set((users::display_name.eq(name), users::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+            }
+            audit::record(
+                conn,
+                now,
+                meta,
+                audit::Event::new(
+                    Some(auth.user_id),
+                    "profile_updated",
+                    "profile",
+                    auth.user_id,
+                )
+                .detail(serde_json::json!({"version": expected + 1})),
+            )
+            .await?;
+            load_view(conn, auth.user_id, now).await
+        })
+        .await?;
+    Ok(with_etag(&view))
+}
+
+/// Updates capacity (any of accepting_referrals, open_slots, waitlist) and
+/// stamps it confirmed now.
+#[utoipa::path(tag = "profiles", security(("bearer" = [])), request_body = CapacityInput,
+    responses((status = 200, body = ProfileView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[patch("/profiles/me/capacity")]
+async fn patch_capacity(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    meta: RequestMeta,
+    auth: AuthUser,
+    body: ApiJson<CapacityInput>,
+) -> AppResult<HttpResponse> {
+    let input = body.0;
+    let expected = expected_version(&req, input.version)?;
+    let open_slots = input.open_slots.map(validate::open_slots).transpose()?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let view = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let meta = &meta;
+            let mut query = diesel::update(profiles::table)
+                .filter(profiles::user_id.eq(auth.user_id))
+                .into_boxed();
+            if let Some(v) = expected {
+                query = query.filter(profiles::version.eq(v));
+            }
+            let updated = query
+                .set((
+                    input
+                        .accepting_referrals
+                        .map(|a| profiles::accepting_referrals.eq(a)),
+                    open_slots.map(|s| profiles::open_slots.eq(s)),
+                    input.waitlist.map(|w| profiles::waitlist.eq(w.as_str())),
+                    profiles::capacity_confirmed_at.eq(now),
+                    profiles::version.eq(profiles::version + 1),
+                    profiles::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            if updated == 0 {
+                let current = load_view(conn, auth.user_id, now).await?;
+                return Err(version_conflict(current.version));
+            }
+            let view = load_view(conn, auth.user_id, now).await?;
+            audit::record(
+                conn,
+                now,
+                meta,
+                audit::Event::new(
+                    Some(auth.user_id),
+                    "capacity_updated",
+                    "profile",
+                    auth.user_id,
+                )
+                .detail(serde_json::json!({
+                    "accepting_referrals": view.accepting_referrals,
+                    "open_slots": view.open_slots,
+                    "waitlist": view.waitlist,
+                })),
+            )
+            .await?;
+            Ok(view)
+        })
+        .await?;
+    Ok(with_etag(&view))
+}
+
+/// One click: "my capacity is still as shown". Stamps it confirmed now.
+#[utoipa::path(tag = "profiles", security(("bearer" = [])), responses((status = 200, body = ProfileView), (status = 401, body = ErrorBody)))]
+#[post("/profiles/me/capacity/confirm")]
+async fn confirm_capacity(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let view = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let meta = &meta;
+            // Confirming changes nothing a clinician edits, so the version stays:
+            // an edit open in another tab is not invalidated by a confirmation.
+            diesel::update(profiles::table.find(auth.user_id))
+                .set(profiles::capacity_confirmed_at.eq(now))
+                .execute(conn)
+                .await?;
+            audit::record(
+                conn,
+                now,
+                meta,
+                audit::Event::new(
+                    Some(auth.user_id),
+                    "capacity_confirmed",
+                    "profile",
+                    auth.user_id,
+                ),
+            )
+            .await?;
+            load_view(conn, auth.user_id, now).await
+        })
+        .await?;
+    Ok(with_etag(&view))
+}

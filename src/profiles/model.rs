@@ -1,0 +1,295 @@
+//! Profile rows, the view every read returns, and the bodies clients send.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::schema::profiles;
+
+/// Capacity not confirmed for this long shows as stale.
+pub const FRESH_FOR_DAYS: i64 = 14;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Waitlist {
+    /// Can start now.
+    None,
+    /// Under 2 weeks.
+    Short,
+    /// 2 to 6 weeks.
+    Medium,
+    /// Over 6 weeks.
+    Long,
+}
+
+impl Waitlist {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Waitlist::None => "none",
+            Waitlist::Short => "short",
+            Waitlist::Medium => "medium",
+            Waitlist::Long => "long",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Waitlist::None,
+            Waitlist::Short,
+            Waitlist::Medium,
+            Waitlist::Long,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityFreshness {
+    /// Confirmed within the last 14 days.
+    Fresh,
+    /// Confirmed, but longer ago.
+    Stale,
+    /// Never confirmed.
+    Unknown,
+}
+
+impl CapacityFreshness {
+    pub fn of(confirmed_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        match confirmed_at {
+            None => Self::Unknown,
+            Some(at) if now - at <= Duration::days(FRESH_FOR_DAYS) => Self::Fresh,
+            Some(_) => Self::Stale,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = profiles)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct Profile {
+    pub user_id: Uuid,
+    pub credentials: Vec<String>,
+    pub license_states: Vec<String>,
+    pub license_number: Option<String>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verified_by: Option<Uuid>,
+    pub bio: String,
+    pub specialties: Vec<String>,
+    pub modalities: Vec<String>,
+    pub populations: Vec<String>,
+    pub languages: Vec<String>,
+    pub insurance: Vec<String>,
+    pub fee_min: Option<i32>,
+    pub fee_max: Option<i32>,
+    pub sliding_scale: bool,
+    pub telehealth: bool,
+    pub in_person: bool,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accepting_referrals: bool,
+    pub open_slots: i32,
+    pub waitlist: String,
+    pub capacity_confirmed_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Profile {
+    /// A new clinician's profile: empty, not accepting referrals, capacity unknown.
+    pub fn empty(user_id: Uuid, now: DateTime<Utc>) -> Self {
+        Self {
+            user_id,
+            credentials: vec![],
+            license_states: vec![],
+            license_number: None,
+            verified_at: None,
+            verified_by: None,
+            bio: String::new(),
+            specialties: vec![],
+            modalities: vec![],
+            populations: vec![],
+            languages: vec![],
+            insurance: vec![],
+            fee_min: None,
+            fee_max: None,
+            sliding_scale: false,
+            telehealth: false,
+            in_person: false,
+            city: None,
+            state: None,
+            postal_code: None,
+            latitude: None,
+            longitude: None,
+            accepting_referrals: false,
+            open_slots: 0,
+            waitlist: Waitlist::None.as_str().into(),
+            capacity_confirmed_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A clinician's profile as every read returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProfileView {
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub credentials: Vec<String>,
+    pub license_states: Vec<String>,
+    pub license_number: Option<String>,
+    pub license_verified: bool,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub bio: String,
+    pub specialties: Vec<String>,
+    pub modalities: Vec<String>,
+    pub populations: Vec<String>,
+    pub languages: Vec<String>,
+    pub insurance: Vec<String>,
+    /// Fee per session in whole US dollars.
+    pub fee_min: Option<i32>,
+    pub fee_max: Option<i32>,
+    pub sliding_scale: bool,
+    pub telehealth: bool,
+    pub in_person: bool,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accepting_referrals: bool,
+    pub open_slots: i32,
+    pub waitlist: Waitlist,
+    pub capacity_confirmed_at: Option<DateTime<Utc>>,
+    /// Derived: fresh (confirmed within 14 days), stale, or unknown (never).
+    pub capacity_freshness: CapacityFreshness,
+    /// Send it back with the next update (or as `If-Match`).
+    pub version: i32,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProfileView {
+    pub fn new(p: Profile, display_name: String, now: DateTime<Utc>) -> Self {
+        Self {
+            user_id: p.user_id,
+            display_name,
+            license_verified: p.verified_at.is_some(),
+            verified_at: p.verified_at,
+            credentials: p.credentials,
+            license_states: p.license_states,
+            license_number: p.license_number,
+            bio: p.bio,
+            specialties: p.specialties,
+            modalities: p.modalities,
+            populations: p.populations,
+            languages: p.languages,
+            insurance: p.insurance,
+            fee_min: p.fee_min,
+            fee_max: p.fee_max,
+            sliding_scale: p.sliding_scale,
+            telehealth: p.telehealth,
+            in_person: p.in_person,
+            city: p.city,
+            state: p.state,
+            postal_code: p.postal_code,
+            latitude: p.latitude,
+            longitude: p.longitude,
+            accepting_referrals: p.accepting_referrals,
+            open_slots: p.open_slots,
+            waitlist: Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None),
+            capacity_freshness: CapacityFreshness::of(p.capacity_confirmed_at, now),
+            capacity_confirmed_at: p.capacity_confirmed_at,
+            version: p.version,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// The whole editable profile (PUT replaces it). Lists default to empty.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    /// The version this edit started from; or send `If-Match`.
+    pub version: Option<i32>,
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub credentials: Vec<String>,
+    /// Two-letter US state codes.
+    #[serde(default)]
+    pub license_states: Vec<String>,
+    pub license_number: Option<String>,
+    #[serde(default)]
+    pub bio: String,
+    #[serde(default)]
+    pub specialties: Vec<String>,
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    #[serde(default)]
+    pub populations: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub insurance: Vec<String>,
+    pub fee_min: Option<i32>,
+    pub fee_max: Option<i32>,
+    #[serde(default)]
+    pub sliding_scale: bool,
+    #[serde(default)]
+    pub telehealth: bool,
+    #[serde(default)]
+    pub in_person: bool,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub accepting_referrals: bool,
+}
+
+/// The validated form of `ProfileInput`.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = profiles, treat_none_as_null = true)]
+pub struct ProfileChanges {
+    pub credentials: Vec<String>,
+    pub license_states: Vec<String>,
+    pub license_number: Option<String>,
+    pub bio: String,
+    pub specialties: Vec<String>,
+    pub modalities: Vec<String>,
+    pub populations: Vec<String>,
+    pub languages: Vec<String>,
+    pub insurance: Vec<String>,
+    pub fee_min: Option<i32>,
+    pub fee_max: Option<i32>,
+    pub sliding_scale: bool,
+    pub telehealth: bool,
+    pub in_person: bool,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accepting_referrals: bool,
+}
+
+/// A capacity update; fields left out keep their value.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityInput {
+    pub accepting_referrals: Option<bool>,
+    /// Open slots for new clients, 0 or more.
+    pub open_slots: Option<i32>,
+    pub waitlist: Option<Waitlist>,
+    /// Optional: refuse the change if the profile moved on.
+    pub version: Option<i32>,
+}

@@ -1,0 +1,173 @@
+//! Field rules for profile edits. Each failure is a 422 naming the field.
+
+use super::{
+    model::{ProfileChanges, ProfileInput},
+    taxonomy::{Kind, Taxonomy},
+};
+use crate::error::{AppError, AppResult};
+
+/// US states, DC and the territories where clinicians are licensed.
+pub const US_STATES: [&str; 56] = [
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
+    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
+    "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP",
+];
+
+pub fn state_code(field: &str, raw: &str) -> AppResult<String> {
+    let code = raw.trim().to_uppercase();
+    if US_STATES.contains(&code.as_str()) {
+        Ok(code)
+    } else {
+        Err(AppError::invalid_field(
+            field,
+            format!("`{raw}` is not a US state code (use two letters, e.g. NY)."),
+        ))
+    }
+}
+
+fn text(field: &str, value: Option<String>, max: usize) -> AppResult<Option<String>> {
+    let Some(value) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    if value.chars().count() > max {
+        return Err(AppError::invalid_field(
+            field,
+            format!("Use at most {max} characters."),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::invalid_field(field, "Remove control characters."));
+    }
+    Ok(Some(value))
+}
+
+pub fn display_name(raw: &str) -> AppResult<String> {
+    text("display_name", Some(raw.to_string()), 120)?.ok_or_else(|| {
+        AppError::invalid_field("display_name", "Enter a name of 1 to 120 characters.")
+    })
+}
+
+pub fn open_slots(value: i32) -> AppResult<i32> {
+    if !(0..=500).contains(&value) {
+        return Err(AppError::invalid_field(
+            "open_slots",
+            "Open slots must be a whole number from 0 to 500.",
+        ));
+    }
+    Ok(value)
+}
+
+pub fn profile(input: ProfileInput, taxonomy: &Taxonomy) -> AppResult<ProfileChanges> {
+    if input.credentials.len() > 10 {
+        return Err(AppError::invalid_field(
+            "credentials",
+            "List at most 10 credentials.",
+        ));
+    }
+    let credentials = input
+        .credentials
+        .into_iter()
+        .map(|c| text("credentials", Some(c), 24))
+        .filter_map(Result::transpose)
+        .collect::<AppResult<Vec<_>>>()?;
+    let mut license_states = Vec::new();
+    for s in input.license_states {
+        let code = state_code("license_states", &s)?;
+        if !license_states.contains(&code) {
+            license_states.push(code);
+        }
+    }
+    let bio = text("bio", Some(input.bio), 4000)?.unwrap_or_default();
+    for (field, fee) in [("fee_min", input.fee_min), ("fee_max", input.fee_max)] {
+        if fee.is_some_and(|f| !(0..=2000).contains(&f)) {
+            return Err(AppError::invalid_field(
+                field,
+                "Fees are whole dollars from 0 to 2000.",
+            ));
+        }
+    }
+    if let (Some(min), Some(max)) = (input.fee_min, input.fee_max)
+        && min > max
+    {
+        return Err(AppError::invalid_field(
+            "fee_max",
+            "The highest fee cannot be below the lowest.",
+        ));
+    }
+    let state = input
+        .state
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| state_code("state", &s))
+        .transpose()?;
+    let postal_code = text("postal_code", input.postal_code, 10)?;
+    if let Some(code) = &postal_code {
+        let valid = code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit())
+            || code.len() == 10
+                && code.as_bytes()[5] == b'-'
+                && code
+                    .bytes()
+                    .enumerate()
+                    .all(|(i, b)| i == 5 || b.is_ascii_digit());
+        if !valid {
+            return Err(AppError::invalid_field(
+                "postal_code",
+                "Use a 5-digit ZIP code (or ZIP+4).",
+            ));
+        }
+    }
+    match (input.latitude, input.longitude) {
+        (Some(lat), Some(lng)) => {
+            if !(-90.0..=90.0).contains(&lat) || !lat.is_finite() {
+                return Err(AppError::invalid_field(
+                    "latitude",
+                    "Latitude must be between -90 and 90.",
+                ));
+            }
+            if !(-180.0..=180.0).contains(&lng) || !lng.is_finite() {
+                return Err(AppError::invalid_field(
+                    "longitude",
+                    "Longitude must be between -180 and 180.",
+                ));
+            }
+        }
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(AppError::invalid_field(
+                "longitude",
+                "Give both latitude and longitude, or neither.",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(AppError::invalid_field(
+                "latitude",
+                "Give both latitude and longitude, or neither.",
+            ));
+        }
+    }
+    Ok(ProfileChanges {
+        credentials,
+        license_states,
+        license_number: text("license_number", input.license_number, 64)?,
+        bio,
+        specialties: taxonomy.check(Kind::Specialty, input.specialties)?,
+        modalities: taxonomy.check(Kind::Modality, input.modalities)?,
+        populations: taxonomy.check(Kind::Population, input.populations)?,
+        languages: taxonomy.check(Kind::Language, input.languages)?,
+        insurance: taxonomy.check(Kind::Insurance, input.insurance)?,
+        fee_min: input.fee_min,
+        fee_max: input.fee_max,
+        sliding_scale: input.sliding_scale,
+        telehealth: input.telehealth,
+        in_person: input.in_person,
+        city: text("city", input.city, 120)?,
+        state,
+        postal_code,
+        latitude: input.latitude,
+        longitude: input.longitude,
+        accepting_referrals: input.accepting_referrals,
+    })
+}
