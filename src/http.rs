@@ -111,11 +111,9 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         }
         let text = inner.to_string();
         let text = text.split(" at line ").next().unwrap_or(&text).to_string();
-        // serde reports a missing or unknown field at the parent's path; name the field itself.
+        // serde reports a missing field at the parent's path; name the field itself.
         let field = match backticked(&text) {
-            Some(name)
-                if text.starts_with("missing field") || text.starts_with("unknown field") =>
-            {
+            Some(name) if text.starts_with("missing field") => {
                 if path == "." {
                     name
                 } else {

@@ -94,6 +94,8 @@ impl Application {
             let (app, api) = App::new()
                 .into_utoipa_app()
                 .openapi(openapi::base())
+                // Before the /api/v1 scope, which would otherwise claim this path.
+                .route("/api/v1/openapi.json", web::get().to(openapi::serve))
                 .configure(api_v1)
                 .split_for_parts();
             let app = app
@@ -112,8 +114,7 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(http::DEFAULT_BODY_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(http::DEFAULT_BODY_LIMIT))
                 .route("/health", web::get().to(health::health))
-                .route("/ready", web::get().to(health::ready))
-                .route("/api/v1/openapi.json", web::get().to(openapi::serve));
+                .route("/ready", web::get().to(health::ready));
             let app = if serve_web {
                 app.service(actix_files::Files::new("/", &web_dir).index_file("index.html"))
             } else {

@@ -295,7 +295,7 @@ async fn login(
 
 enum RefreshOutcome {
     Rotated(Box<AuthTokens>),
-    Reused,
+    Reused(Uuid),
     Invalid,
 }
 
@@ -356,7 +356,7 @@ async fn refresh(
                     )
                     .await?;
                 }
-                return Ok(RefreshOutcome::Reused);
+                return Ok(RefreshOutcome::Reused(session_id));
             }
             if revoked_at.is_some() || expires_at <= now || session_expires_at <= now {
                 return Ok(RefreshOutcome::Invalid);
@@ -378,11 +378,14 @@ async fn refresh(
         .await?;
     match outcome {
         RefreshOutcome::Rotated(tokens) => Ok(HttpResponse::Ok().json(tokens)),
-        RefreshOutcome::Reused => Err(AppError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "refresh_token_reused",
-            "This refresh token was already used, so the sign-in was ended for safety. Sign in again.",
-        )),
+        RefreshOutcome::Reused(session_id) => {
+            state.sessions.forget(session_id).await;
+            Err(AppError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "This refresh token was already used, so the sign-in was ended for safety. Sign in again.",
+            ))
+        }
         RefreshOutcome::Invalid => Err(AppError::new(
             actix_web::http::StatusCode::UNAUTHORIZED,
             "invalid_refresh_token",

@@ -1,0 +1,11 @@
+//! Kith's integration tests: the real HTTP API of a real server on a real
+//! PostgreSQL, one database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit;
+mod auth;
+mod errors;
+mod helpers;
+mod migrations;
+mod profiles;
+mod seed;
