@@ -6,6 +6,11 @@ use diesel_async::RunQueryDsl;
 use kith::{Application, Clock, Settings, db, seed};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+/// mimalloc hands large freed blocks (argon2's 19 MiB work memory) back to
+/// the system, where glibc's per-thread arenas would keep them for good.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kith",

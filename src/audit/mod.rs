@@ -240,7 +240,7 @@ pub async fn run_sealer(pool: crate::db::DbPool) {
         };
         loop {
             match seal_pending(&mut conn, 2_000).await {
-                Ok(n) if n == 2_000 => continue,
+                Ok(2_000) => continue,
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(%error, "audit sealing failed; will retry");

@@ -1,5 +1,10 @@
-//! Password policy and argon2id hashing. Hashing runs on the blocking pool so
-//! a burst of sign-ins never starves the async workers serving other requests.
+//! Password policy and argon2id hashing. Hashing runs on a few dedicated
+//! threads (half the cores), so a burst of sign-ins queues there instead of
+//! starving the workers that serve everything else, and only those threads
+//! ever hold argon2's 19 MiB work buffers (the allocator keeps one arena per
+//! thread, so hashing on many threads would keep many buffers alive).
+
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 
@@ -35,9 +40,61 @@ pub fn check_policy(password: &str, user_inputs: &[&str]) -> AppResult<()> {
     Ok(())
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Sign-ins waiting for a hashing thread beyond this are refused with 503.
+const QUEUE: usize = 512;
+
+static HASHERS: LazyLock<Option<mpsc::SyncSender<Job>>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (sender, receiver) = mpsc::sync_channel::<Job>(QUEUE);
+    let receiver = Arc::new(Mutex::new(receiver));
+    let mut started = 0;
+    for i in 0..(cores / 2).max(1) {
+        let receiver = receiver.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("kith-argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match receiver.lock() {
+                        Ok(guard) => match guard.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(error) => tracing::error!(%error, "could not start a password hashing thread"),
+        }
+    }
+    (started > 0).then_some(sender)
+});
+
+async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    let hashers = HASHERS
+        .as_ref()
+        .ok_or_else(|| AppError::internal("no password hashing thread"))?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    hashers
+        .try_send(Box::new(move || {
+            let _ = reply.send(work());
+        }))
+        .map_err(|_| {
+            AppError::unavailable(
+                "sign_in_busy",
+                "Too many sign-ins at this moment. Please try again shortly.",
+            )
+        })?;
+    answer.await.map_err(AppError::internal)
+}
+
 /// Hashes with argon2id at the OWASP baseline (argon2's defaults: m = 19 MiB, t = 2, p = 1).
 pub async fn hash(password: String) -> AppResult<String> {
-    actix_web::web::block(move || {
+    on_hasher(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
@@ -49,7 +106,7 @@ pub async fn hash(password: String) -> AppResult<String> {
 /// Verifies in constant work whether or not the hash is real: callers pass a
 /// dummy hash for unknown accounts so timing does not reveal which emails exist.
 pub async fn verify(password: String, stored_hash: String) -> AppResult<bool> {
-    actix_web::web::block(move || {
+    on_hasher(move || {
         let Ok(parsed) = PasswordHash::new(&stored_hash) else {
             return false;
         };
@@ -58,7 +115,6 @@ pub async fn verify(password: String, stored_hash: String) -> AppResult<bool> {
             .is_ok()
     })
     .await
-    .map_err(AppError::from)
 }
 
 #[cfg(test)]

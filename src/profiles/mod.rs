@@ -57,24 +57,29 @@ pub async fn set_verified(
     Ok(())
 }
 
+/// Loads a profile and its owner's name. Disabled accounts are found only
+/// with `include_disabled`. One static query, so diesel keeps its prepared
+/// statement (a boxed query would be planned anew on this hot path).
 async fn load(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     include_disabled: bool,
 ) -> AppResult<(Profile, String)> {
-    let mut query = profiles::table
+    let row: Option<(Profile, String, bool)> = profiles::table
         .inner_join(users::table.on(users::id.eq(profiles::user_id)))
         .filter(profiles::user_id.eq(user_id))
-        .select((Profile::as_select(), users::display_name))
-        .into_boxed();
-    if !include_disabled {
-        query = query.filter(users::disabled_at.is_null());
-    }
-    query
+        .select((
+            Profile::as_select(),
+            users::display_name,
+            users::disabled_at.is_not_null(),
+        ))
         .first(conn)
         .await
-        .optional()?
-        .ok_or_else(|| AppError::not_found("No such clinician profile."))
+        .optional()?;
+    match row {
+        Some((profile, name, disabled)) if include_disabled || !disabled => Ok((profile, name)),
+        _ => Err(AppError::not_found("No such clinician profile.")),
+    }
 }
 
 /// The profile of `user_id` as reads return it, disabled accounts included.
@@ -241,25 +246,28 @@ async fn patch_capacity(
     let view = conn
         .transaction::<_, AppError, _>(async |conn| {
             let meta = &meta;
-            let mut query = diesel::update(profiles::table)
-                .filter(profiles::user_id.eq(auth.user_id))
-                .into_boxed();
-            if let Some(v) = expected {
-                query = query.filter(profiles::version.eq(v));
-            }
-            let updated = query
-                .set((
-                    input
-                        .accepting_referrals
-                        .map(|a| profiles::accepting_referrals.eq(a)),
-                    open_slots.map(|s| profiles::open_slots.eq(s)),
-                    input.waitlist.map(|w| profiles::waitlist.eq(w.as_str())),
-                    profiles::capacity_confirmed_at.eq(now),
-                    profiles::version.eq(profiles::version + 1),
-                    profiles::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
+            // `version = COALESCE($expected, version)`: checked only when sent.
+            let version_ok =
+                profiles::version.eq(diesel::dsl::sql::<diesel::sql_types::Integer>("COALESCE(")
+                    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Integer>, _>(expected)
+                    .sql(", profiles.version)"));
+            let updated = diesel::update(
+                profiles::table
+                    .filter(profiles::user_id.eq(auth.user_id))
+                    .filter(version_ok),
+            )
+            .set((
+                input
+                    .accepting_referrals
+                    .map(|a| profiles::accepting_referrals.eq(a)),
+                open_slots.map(|s| profiles::open_slots.eq(s)),
+                input.waitlist.map(|w| profiles::waitlist.eq(w.as_str())),
+                profiles::capacity_confirmed_at.eq(now),
+                profiles::version.eq(profiles::version + 1),
+                profiles::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
             if updated == 0 {
                 let current = load_view(conn, auth.user_id, now).await?;
                 return Err(version_conflict(current.version));
