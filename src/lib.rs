@@ -13,6 +13,7 @@ mod health;
 pub mod http;
 pub mod openapi;
 pub mod profiles;
+pub mod search;
 pub mod seed;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -35,11 +36,27 @@ pub struct AppState {
     pub taxonomy: Arc<profiles::taxonomy::Taxonomy>,
     /// Verified against when an email is unknown, so both cases cost the same.
     pub dummy_password_hash: Arc<str>,
+    pub search: Arc<dyn search::SearchIndex>,
+    pub search_config: Arc<search::config::SearchConfig>,
+    /// Wakes this instance's indexer right after a change commits.
+    pub indexer_wake: Arc<tokio::sync::Notify>,
+    /// The embedded engine, when that is the one in use (it follows `kith reindex`).
+    pub embedded: Option<Arc<search::embedded::EmbeddedEngine>>,
 }
 
 impl AppState {
     /// Connects, checks the schema is current and loads the taxonomy.
     pub async fn new(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        Self::with_engine(settings, clock, None).await
+    }
+
+    /// As `new`, with a search engine chosen by the caller (tests); `None`
+    /// picks Meilisearch when `MEILI_URL` is set and the embedded engine otherwise.
+    pub async fn with_engine(
+        settings: Settings,
+        clock: Clock,
+        engine: Option<Arc<dyn search::SearchIndex>>,
+    ) -> anyhow::Result<Self> {
         db::ensure_migrated(settings.database_url()).await?;
         let pool = db::pool(settings.database_url(), settings.db_pool_size)?;
         let taxonomy = {
@@ -49,7 +66,17 @@ impl AppState {
         let dummy = auth::password::hash(format!("dummy-{}", uuid::Uuid::new_v4()))
             .await
             .map_err(|e| anyhow::anyhow!("argon2 self-check failed: {e}"))?;
+        let search_config =
+            Arc::new(search::config::SearchConfig::load().map_err(anyhow::Error::msg)?);
+        let (search, embedded) = match engine {
+            Some(engine) => (engine, None),
+            None => search::open_engine(&settings, search_config.clone())?,
+        };
         Ok(Self {
+            search,
+            embedded,
+            search_config,
+            indexer_wake: Arc::new(tokio::sync::Notify::new()),
             tokens: Arc::new(auth::tokens::TokenKeys::new(&settings)),
             sessions: auth::sessions::SessionCache::new(clock.clone()),
             taxonomy: Arc::new(taxonomy),
@@ -67,6 +94,7 @@ pub fn api_v1(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         utoipa_actix_web::scope("/api/v1")
             .configure(auth::routes)
             .configure(profiles::routes)
+            .configure(search::routes)
             .configure(audit::routes),
     );
 }
@@ -81,11 +109,21 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        Self::build_with_engine(settings, clock, None).await
+    }
+
+    /// As `build`, with a search engine chosen by the caller (tests).
+    pub async fn build_with_engine(
+        settings: Settings,
+        clock: Clock,
+        engine: Option<Arc<dyn search::SearchIndex>>,
+    ) -> anyhow::Result<Self> {
+        install_crypto_provider();
         let listener = std::net::TcpListener::bind(&settings.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.addr))?;
         let addr = listener.local_addr()?;
         let workers_count = settings.workers.max(1);
-        let state = AppState::new(settings, clock).await?;
+        let state = AppState::with_engine(settings, clock, engine).await?;
         let data = web::Data::new(state.clone());
         let web_dir = state.settings.web_dir.clone();
         let serve_web = web_dir.join("index.html").is_file();
@@ -139,6 +177,7 @@ impl Application {
         let mut workers = Vec::new();
         if state.settings.run_workers {
             workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
+            workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
         }
         Ok(Self {
             addr,
@@ -168,4 +207,23 @@ impl Application {
         }
         result
     }
+}
+
+impl AppState {
+    pub fn indexer(&self) -> search::outbox::Indexer {
+        search::outbox::Indexer {
+            pool: self.pool.clone(),
+            engine: self.search.clone(),
+            taxonomy: self.taxonomy.clone(),
+            clock: self.clock.clone(),
+            wake: self.indexer_wake.clone(),
+        }
+    }
+}
+
+/// rustls (behind the Meilisearch client) needs one process-wide crypto
+/// provider; aws-lc-rs is the one jsonwebtoken already links.
+pub fn install_crypto_provider() {
+    // An error only means one is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

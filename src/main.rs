@@ -42,6 +42,14 @@ enum Command {
         #[arg(long, value_parser = ["clinician", "supervisor", "admin"])]
         role: String,
     },
+    /// Rebuild the search index from PostgreSQL beside the live one, then switch.
+    Reindex,
+    /// Regenerate the synonyms in search-config/clinicians.json from the taxonomy.
+    SearchConfig {
+        /// Only check that the file is current (exit 1 if not).
+        #[arg(long)]
+        check: bool,
+    },
     /// Check the audit log's hash chain.
     AuditVerify,
     /// Print the OpenAPI document.
@@ -72,7 +80,13 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+async fn load_taxonomy(pool: &db::DbPool) -> anyhow::Result<kith::profiles::taxonomy::Taxonomy> {
+    let mut conn = pool.get().await?;
+    Ok(kith::profiles::taxonomy::Taxonomy::load(&mut conn).await?)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    kith::install_crypto_provider();
     if let Command::Openapi = cli.command {
         println!(
             "{}",
@@ -109,10 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed { profiles, seed } => {
             db::ensure_migrated(settings.database_url()).await?;
             let pool = db::pool(settings.database_url(), 5)?;
-            let taxonomy = {
-                let mut conn = pool.get().await?;
-                kith::profiles::taxonomy::Taxonomy::load(&mut conn).await?
-            };
+            let taxonomy = load_taxonomy(&pool).await?;
             let started = std::time::Instant::now();
             let report = seed::run(
                 &pool,
@@ -153,6 +164,67 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("{email} is now {role}.");
+        }
+        Command::Reindex => {
+            use kith::search::{
+                SearchIndex, config::SearchConfig, embedded, meili::MeiliEngine, outbox,
+            };
+            db::ensure_migrated(settings.database_url()).await?;
+            let pool = db::pool(settings.database_url(), 4)?;
+            let taxonomy = load_taxonomy(&pool).await?;
+            let clock = Clock::system();
+            let started = std::time::Instant::now();
+            let (count, engine) = match &settings.meili_url {
+                Some(url) => {
+                    use secrecy::ExposeSecret;
+                    let key = settings
+                        .meili_master_key
+                        .as_ref()
+                        .map(|k| k.expose_secret().to_string());
+                    let engine = MeiliEngine::new(
+                        url,
+                        key.as_deref(),
+                        &SearchConfig::load().map_err(anyhow::Error::msg)?,
+                    )?;
+                    let count = outbox::reindex(&pool, &taxonomy, &clock, async |docs| {
+                        engine.apply_settings().await?;
+                        engine.rebuild(docs).await
+                    })
+                    .await?;
+                    (count, "meilisearch")
+                }
+                None => {
+                    let root = settings.data_dir.join("search");
+                    let count = outbox::reindex(&pool, &taxonomy, &clock, async |docs| {
+                        tokio::task::spawn_blocking(move || embedded::build_beside(&root, &docs))
+                            .await
+                            .map_err(|e| kith::search::SearchError::Index(e.to_string()))?
+                    })
+                    .await?;
+                    (count, "embedded")
+                }
+            };
+            println!(
+                "Indexed {count} clinicians with the {engine} engine in {:.1} s.",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::SearchConfig { check } => {
+            use kith::search::config::{CONFIG_PATH, regenerate};
+            let pool = db::pool(settings.database_url(), 2)?;
+            let taxonomy = load_taxonomy(&pool).await?;
+            let fresh = regenerate(&taxonomy).map_err(anyhow::Error::msg)?;
+            let current = std::fs::read_to_string(CONFIG_PATH).unwrap_or_default();
+            if check {
+                anyhow::ensure!(
+                    current == fresh,
+                    "{CONFIG_PATH} is out of date: run `kith search-config`"
+                );
+                println!("{CONFIG_PATH} is current.");
+            } else {
+                std::fs::write(CONFIG_PATH, fresh)?;
+                println!("Wrote {CONFIG_PATH}; rebuild so the binary carries it.");
+            }
         }
         Command::AuditVerify => {
             let pool = db::pool(settings.database_url(), 2)?;

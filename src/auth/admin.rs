@@ -111,6 +111,7 @@ async fn set_verification(
             target(conn, id).await?;
             crate::profiles::set_verified(conn, id, verified.then_some((now, auth.user_id)))
                 .await?;
+            crate::search::outbox::enqueue(conn, id, now).await?;
             let action = if verified {
                 "license_verified"
             } else {
@@ -126,6 +127,7 @@ async fn set_verification(
             crate::profiles::load_view(conn, id, state.clock.now()).await
         })
         .await?;
+    state.indexer_wake.notify_one();
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -158,6 +160,8 @@ async fn set_disabled(
             if disabled {
                 sessions::revoke_all(conn, id, now, "account_disabled").await?;
             }
+            // Disabled clinicians leave the index; enabled ones return.
+            crate::search::outbox::enqueue(conn, id, now).await?;
             let action = if disabled {
                 "account_disabled"
             } else {
@@ -174,6 +178,7 @@ async fn set_disabled(
         })
         .await?;
     state.sessions.forget_user(id);
+    state.indexer_wake.notify_one();
     user.account()
 }
 

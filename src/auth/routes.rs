@@ -196,6 +196,7 @@ async fn register(
             start_session(state, conn, &user, meta).await
         })
         .await?;
+    state.indexer_wake.notify_one();
     Ok(HttpResponse::Created().json(tokens))
 }
 

@@ -84,6 +84,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    search_outbox (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        enqueued_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     taxonomy_terms (kind, slug) {
         kind -> Text,
         slug -> Text,
@@ -106,6 +117,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    worker_state (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(auth_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 
@@ -115,6 +134,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     profiles,
     refresh_tokens,
+    search_outbox,
     taxonomy_terms,
     users,
+    worker_state,
 );

@@ -39,7 +39,7 @@ pub async fn create_empty(
         .values(Profile::empty(user_id, now))
         .execute(conn)
         .await?;
-    Ok(())
+    crate::search::outbox::enqueue(conn, user_id, now).await
 }
 
 pub async fn set_verified(
@@ -207,6 +207,7 @@ async fn put_mine(
                     .execute(conn)
                     .await?;
             }
+            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
             audit::record(
                 conn,
                 now,
@@ -223,6 +224,7 @@ async fn put_mine(
             load_view(conn, auth.user_id, now).await
         })
         .await?;
+    state.indexer_wake.notify_one();
     Ok(with_etag(&view))
 }
 
@@ -273,6 +275,7 @@ async fn patch_capacity(
                 return Err(version_conflict(current.version));
             }
             let view = load_view(conn, auth.user_id, now).await?;
+            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
             audit::record(
                 conn,
                 now,
@@ -293,6 +296,7 @@ async fn patch_capacity(
             Ok(view)
         })
         .await?;
+    state.indexer_wake.notify_one();
     Ok(with_etag(&view))
 }
 
@@ -315,6 +319,7 @@ async fn confirm_capacity(
                 .set(profiles::capacity_confirmed_at.eq(now))
                 .execute(conn)
                 .await?;
+            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
             audit::record(
                 conn,
                 now,
@@ -330,5 +335,6 @@ async fn confirm_capacity(
             load_view(conn, auth.user_id, now).await
         })
         .await?;
+    state.indexer_wake.notify_one();
     Ok(with_etag(&view))
 }

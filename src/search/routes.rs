@@ -1,0 +1,593 @@
+//! `GET /search/clinicians` and `POST /match`.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    Facets, RankedId, Responsiveness, SearchError, SearchQuery,
+    config::SearchConfig,
+    query::{Near, check_radius, words},
+};
+use crate::{
+    AppState,
+    auth::AuthUser,
+    db::schema::{profiles, users},
+    error::{AppError, AppResult, ErrorBody},
+    http::ApiJson,
+    profiles::{
+        CapacityFreshness, Profile, Waitlist,
+        taxonomy::{Kind, Taxonomy},
+        validate::state_code,
+    },
+};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(search).service(shortlist);
+}
+
+fn unavailable(error: SearchError) -> AppError {
+    match error {
+        SearchError::Rejected(reason) => AppError::internal(format!("search rejected: {reason}")),
+        other => {
+            tracing::warn!(error = %other, "search engine unavailable");
+            AppError::unavailable(
+                "search_unavailable",
+                "Search is unavailable right now. Please try again in a moment.",
+            )
+        }
+    }
+}
+
+/// A clinician as a search result shows them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClinicianHit {
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub credentials: Vec<String>,
+    pub license_verified: bool,
+    pub license_states: Vec<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub specialties: Vec<String>,
+    pub modalities: Vec<String>,
+    pub populations: Vec<String>,
+    pub languages: Vec<String>,
+    pub insurance: Vec<String>,
+    pub fee_min: Option<i32>,
+    pub fee_max: Option<i32>,
+    pub sliding_scale: bool,
+    pub telehealth: bool,
+    pub in_person: bool,
+    pub accepting_referrals: bool,
+    pub open_slots: i32,
+    pub waitlist: Waitlist,
+    pub capacity_confirmed_at: Option<DateTime<Utc>>,
+    pub capacity_freshness: CapacityFreshness,
+    /// Kilometres from `near`, when it was given and the clinician has a location.
+    pub distance_km: Option<f64>,
+    pub responsiveness: Responsiveness,
+    /// HTML-escaped text with matched words wrapped in `<em>`.
+    pub highlights: Highlights,
+    /// The clinician's words that matched the query (after typos and prefixes).
+    pub matched_terms: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Highlights {
+    pub display_name: String,
+    pub bio: String,
+    /// Specialty labels, highlighted where they matched.
+    pub specialties: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchResponse {
+    pub hits: Vec<ClinicianHit>,
+    /// Every match, not just this page.
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+    /// Per filter: value → number of matches, e.g. `specialties.trauma-ptsd: 124`.
+    #[schema(value_type = Object)]
+    pub facets: Facets,
+    /// `embedded` or `meilisearch`.
+    pub engine: String,
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether a text word matches a query word: exactly, as the prefix of the
+/// last query word, or within the typos its length allows.
+fn word_matches(config: &SearchConfig, query: &[String], word: &str) -> bool {
+    let word = word.to_lowercase();
+    query.iter().enumerate().any(|(i, q)| {
+        let last = i + 1 == query.len();
+        if word == *q || (last && q.chars().count() >= 2 && word.starts_with(q.as_str())) {
+            return true;
+        }
+        let typos = usize::from(config.typos_allowed(q));
+        if typos == 0 {
+            return false;
+        }
+        if strsim::damerau_levenshtein(&word, q) <= typos {
+            return true;
+        }
+        // Prefix with typos for the word being typed.
+        last && word.chars().count() > q.chars().count() && {
+            let head: String = word.chars().take(q.chars().count()).collect();
+            strsim::damerau_levenshtein(&head, q) <= typos
+        }
+    })
+}
+
+/// Escapes `text` and wraps every matching word in `<em>`.
+fn highlight(
+    config: &SearchConfig,
+    query: &[String],
+    text: &str,
+    matched: &mut Vec<String>,
+) -> String {
+    if query.is_empty() {
+        return escape(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut word = String::new();
+    let mut flush = |word: &mut String, out: &mut String| {
+        if word.is_empty() {
+            return;
+        }
+        if word_matches(config, query, word) {
+            let lower = word.to_lowercase();
+            if !matched.contains(&lower) {
+                matched.push(lower);
+            }
+            out.push_str("<em>");
+            out.push_str(&escape(word));
+            out.push_str("</em>");
+        } else {
+            out.push_str(&escape(word));
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push_str(&escape(&c.to_string()));
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn label(taxonomy: &Taxonomy, kind: Kind, slug: &str) -> String {
+    taxonomy
+        .terms(kind)
+        .iter()
+        .find(|t| t.slug == slug)
+        .map_or_else(|| slug.to_string(), |t| t.label.clone())
+}
+
+/// Reads the ranked clinicians from PostgreSQL, in rank order, skipping any
+/// that are no longer there or were disabled since they were indexed.
+async fn hydrate(
+    state: &AppState,
+    ranked: &[RankedId],
+    query_words: &[String],
+) -> AppResult<Vec<ClinicianHit>> {
+    let ids: Vec<Uuid> = ranked.iter().map(|r| r.id).collect();
+    let mut conn = state.pool.get().await?;
+    let rows: Vec<(Profile, String)> = profiles::table
+        .inner_join(users::table.on(users::id.eq(profiles::user_id)))
+        .filter(profiles::user_id.eq_any(&ids))
+        .filter(users::disabled_at.is_null())
+        .select((Profile::as_select(), users::display_name))
+        .load(&mut conn)
+        .await?;
+    let mut by_id: HashMap<Uuid, (Profile, String)> =
+        rows.into_iter().map(|r| (r.0.user_id, r)).collect();
+    let now = state.clock.now();
+    let config = &state.search_config;
+    Ok(ranked
+        .iter()
+        .filter_map(|r| {
+            let (p, name) = by_id.remove(&r.id)?;
+            let mut matched = Vec::new();
+            let highlights = Highlights {
+                display_name: highlight(config, query_words, &name, &mut matched),
+                bio: highlight(config, query_words, &p.bio, &mut matched),
+                specialties: p
+                    .specialties
+                    .iter()
+                    .map(|s| {
+                        highlight(
+                            config,
+                            query_words,
+                            &label(&state.taxonomy, Kind::Specialty, s),
+                            &mut matched,
+                        )
+                    })
+                    .collect(),
+            };
+            Some(ClinicianHit {
+                user_id: p.user_id,
+                display_name: name,
+                license_verified: p.verified_at.is_some(),
+                waitlist: Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None),
+                capacity_freshness: CapacityFreshness::of(p.capacity_confirmed_at, now),
+                distance_km: r.distance_km.map(|d| (d * 10.0).round() / 10.0),
+                responsiveness: Responsiveness {
+                    median_response_hours: None,
+                    acceptance_rate: None,
+                },
+                highlights,
+                matched_terms: matched,
+                credentials: p.credentials,
+                license_states: p.license_states,
+                city: p.city,
+                state: p.state,
+                specialties: p.specialties,
+                modalities: p.modalities,
+                populations: p.populations,
+                languages: p.languages,
+                insurance: p.insurance,
+                fee_min: p.fee_min,
+                fee_max: p.fee_max,
+                sliding_scale: p.sliding_scale,
+                telehealth: p.telehealth,
+                in_person: p.in_person,
+                accepting_referrals: p.accepting_referrals,
+                open_slots: p.open_slots,
+                capacity_confirmed_at: p.capacity_confirmed_at,
+            })
+        })
+        .collect())
+}
+
+/// Parameters of `GET /search/clinicians` (list parameters repeat: `specialty=a&specialty=b` means either).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SearchParams {
+    /// Free text over names, bio, specialties and modalities; forgives typos; at most 512 characters.
+    q: Option<String>,
+    specialty: Option<Vec<String>>,
+    modality: Option<Vec<String>>,
+    population: Option<Vec<String>>,
+    insurance: Option<Vec<String>>,
+    language: Option<Vec<String>>,
+    /// Two-letter state code.
+    licensed_in: Option<String>,
+    telehealth: Option<bool>,
+    in_person: Option<bool>,
+    /// `lat,lng`.
+    near: Option<String>,
+    /// Up to 500; needs `near`.
+    radius_km: Option<f64>,
+    accepting: Option<bool>,
+    /// none | short | medium | long: waitlist no longer than this.
+    max_wait: Option<String>,
+    /// Lowest fee at most this many dollars.
+    fee_max: Option<i32>,
+    sliding_scale: Option<bool>,
+    /// Only license-verified clinicians.
+    verified: Option<bool>,
+    page: Option<u32>,
+    /// 1 to 100, default 20.
+    per_page: Option<u32>,
+}
+
+/// Finds colleagues: text that forgives typos and knows synonyms, filters,
+/// distance, ranked by fit, capacity, responsiveness and distance.
+#[utoipa::path(tag = "search", params(SearchParams), security(("bearer" = [])),
+    responses((status = 200, body = SearchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/search/clinicians")]
+async fn search(
+    state: web::Data<AppState>,
+    _auth: AuthUser,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    let query = SearchQuery::from_query_string(req.query_string(), &state.taxonomy)?;
+    let results = state.search.search(&query).await.map_err(unavailable)?;
+    let hits = hydrate(&state, &results.hits, &query.words()).await?;
+    Ok(HttpResponse::Ok().json(SearchResponse {
+        hits,
+        total: results.total,
+        page: query.page,
+        per_page: query.per_page,
+        facets: results.facets,
+        engine: state.search.name().to_string(),
+    }))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeBand {
+    EarlyChildhood,
+    Child,
+    Adolescent,
+    YoungAdult,
+    Adult,
+    OlderAdult,
+}
+
+impl AgeBand {
+    fn population(self) -> &'static str {
+        match self {
+            AgeBand::EarlyChildhood => "preschool",
+            AgeBand::Child => "children",
+            AgeBand::Adolescent => "adolescents",
+            AgeBand::YoungAdult => "young-adults",
+            AgeBand::Adult => "adults",
+            AgeBand::OlderAdult => "older-adults",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+/// A de-identified description of a client to place.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRequest {
+    /// Specialty slugs, 1 to 10.
+    pub concerns: Vec<String>,
+    pub age_band: Option<AgeBand>,
+    /// The client's state: only clinicians licensed there are offered.
+    pub state: String,
+    /// An insurance slug; leave out for private pay.
+    pub insurance: Option<String>,
+    pub language: Option<String>,
+    /// A preferred modality slug (ranks, does not exclude).
+    pub modality: Option<String>,
+    /// Whether telehealth is acceptable (default true).
+    #[serde(default = "yes")]
+    pub telehealth_ok: bool,
+    /// Where the client is, for in-person care and distance.
+    pub location: Option<Location>,
+    /// In-person radius, default 40 km, at most 500.
+    pub radius_km: Option<f64>,
+    /// How many to return, 1 to 50 (default 10).
+    pub limit: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Candidate {
+    pub clinician: ClinicianHit,
+    /// Labels of the client's concerns this clinician treats.
+    pub matched_concerns: Vec<String>,
+    /// Short reasons, e.g. "Treats Trauma and PTSD, Grief", "3 open slots (confirmed 2 days ago)".
+    pub why: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MatchResponse {
+    pub candidates: Vec<Candidate>,
+}
+
+fn why(
+    state: &AppState,
+    request: &MatchRequest,
+    hit: &ClinicianHit,
+    now: DateTime<Utc>,
+) -> (Vec<String>, Vec<String>) {
+    let matched: Vec<String> = request
+        .concerns
+        .iter()
+        .filter(|c| hit.specialties.contains(c))
+        .map(|c| label(&state.taxonomy, Kind::Specialty, c))
+        .collect();
+    let mut reasons = vec![format!("Treats {}", matched.join(", "))];
+    if let Some(ins) = &request.insurance {
+        reasons.push(format!(
+            "In network with {}",
+            label(&state.taxonomy, Kind::Insurance, ins)
+        ));
+    }
+    if let Some(lang) = &request.language {
+        reasons.push(format!(
+            "Speaks {}",
+            label(&state.taxonomy, Kind::Language, lang)
+        ));
+    }
+    if let Some(m) = &request.modality
+        && hit.modalities.contains(m)
+    {
+        reasons.push(format!(
+            "Offers {}",
+            label(&state.taxonomy, Kind::Modality, m)
+        ));
+    }
+    let confirmed = hit.capacity_confirmed_at.map(|at| {
+        let days = (now - at).num_days();
+        match days {
+            0 => "confirmed today".to_string(),
+            1 => "confirmed yesterday".to_string(),
+            d => format!("confirmed {d} days ago"),
+        }
+    });
+    reasons.push(
+        match (hit.capacity_freshness, hit.open_slots, hit.waitlist) {
+            (CapacityFreshness::Fresh, n, _) if n > 0 => {
+                format!(
+                    "{n} open slot{} ({})",
+                    if n == 1 { "" } else { "s" },
+                    confirmed.unwrap_or_default()
+                )
+            }
+            (CapacityFreshness::Fresh, _, w) => format!(
+                "{} waitlist ({})",
+                match w {
+                    Waitlist::Long => "Long",
+                    Waitlist::Medium => "Medium",
+                    _ => "Short",
+                },
+                confirmed.unwrap_or_default()
+            ),
+            _ => "Capacity not confirmed in the last 14 days".to_string(),
+        },
+    );
+    reasons.push(match (hit.distance_km, hit.telehealth) {
+        (Some(d), _) if hit.in_person => format!("{d:.0} km away"),
+        (_, true) => "Telehealth".to_string(),
+        _ => "Location not given".to_string(),
+    });
+    reasons.push("No referral history yet".to_string());
+    (matched, reasons)
+}
+
+/// A ranked shortlist of colleagues for a de-identified client, with why each fits.
+/// Excludes the asker, unverified and disabled accounts, those not licensed in
+/// the client's state and those not accepting referrals. Clinicians who treat
+/// every concern come before those who treat some.
+#[utoipa::path(tag = "search", request_body = MatchRequest, security(("bearer" = [])),
+    responses((status = 200, body = MatchResponse), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[post("/match")]
+async fn shortlist(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: ApiJson<MatchRequest>,
+) -> AppResult<HttpResponse> {
+    let request = body.0;
+    if request.concerns.is_empty() || request.concerns.len() > 10 {
+        return Err(AppError::invalid_field(
+            "concerns",
+            "Give 1 to 10 concerns (specialty slugs).",
+        ));
+    }
+    let concerns = state
+        .taxonomy
+        .check(Kind::Specialty, request.concerns.clone())?;
+    let licensed_in = state_code("state", &request.state)?;
+    let insurance = request
+        .insurance
+        .clone()
+        .map(|i| state.taxonomy.check(Kind::Insurance, vec![i]))
+        .transpose()?
+        .unwrap_or_default();
+    let languages = request
+        .language
+        .clone()
+        .map(|l| state.taxonomy.check(Kind::Language, vec![l]))
+        .transpose()?
+        .unwrap_or_default();
+    if let Some(m) = &request.modality {
+        state.taxonomy.check(Kind::Modality, vec![m.clone()])?;
+    }
+    let limit = request.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(AppError::invalid_field(
+            "limit",
+            "`limit` must be from 1 to 50.",
+        ));
+    }
+    let radius = check_radius("radius_km", request.radius_km.unwrap_or(40.0))?;
+    let near = match request.location {
+        Some(Location { lat, lng }) => {
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) {
+                return Err(AppError::invalid_field(
+                    "location",
+                    "Latitude must be within ±90 and longitude within ±180.",
+                ));
+            }
+            Some(Near {
+                lat,
+                lng,
+                radius_km: Some(radius),
+                or_telehealth: request.telehealth_ok,
+            })
+        }
+        None if !request.telehealth_ok => {
+            return Err(AppError::invalid_field(
+                "location",
+                "Give the client's location when telehealth is not an option.",
+            ));
+        }
+        None => None,
+    };
+    let base = SearchQuery {
+        insurance,
+        languages,
+        populations: request
+            .age_band
+            .map(|a| vec![a.population().to_string()])
+            .unwrap_or_default(),
+        licensed_in: Some(licensed_in),
+        accepting: Some(true),
+        verified_only: true,
+        telehealth: (near.is_none()).then_some(true),
+        near,
+        exclude: vec![auth.user_id],
+        per_page: limit,
+        ..SearchQuery::default()
+    };
+    // First those who treat every concern, then those who treat some.
+    let full = state
+        .search
+        .search(&SearchQuery {
+            all_specialties: concerns.clone(),
+            ..base.clone()
+        })
+        .await
+        .map_err(unavailable)?;
+    let mut ranked = full.hits;
+    if ranked.len() < limit as usize && concerns.len() > 1 {
+        let mut exclude = base.exclude.clone();
+        exclude.extend(ranked.iter().map(|r| r.id));
+        let partial = state
+            .search
+            .search(&SearchQuery {
+                specialties: concerns.clone(),
+                exclude,
+                per_page: limit - ranked.len() as u32,
+                ..base.clone()
+            })
+            .await
+            .map_err(unavailable)?;
+        ranked.extend(partial.hits);
+    }
+    let hits = hydrate(&state, &ranked, &words("")).await?;
+    let now = state.clock.now();
+    let candidates = hits
+        .into_iter()
+        .map(|hit| {
+            let (matched_concerns, why) = why(&state, &request, &hit, now);
+            Candidate {
+                clinician: hit,
+                matched_concerns,
+                why,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(MatchResponse { candidates }))
+}
