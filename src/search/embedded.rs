@@ -681,12 +681,12 @@ impl SegmentCollector for SegmentState {
     fn collect(&mut self, doc: DocId, score: Score) {
         let mut distance = f32::INFINITY;
         if let Some(near) = &self.near {
-            match self.lat.first(doc).zip(self.lng.first(doc)) {
-                Some(point) => distance = haversine_km((near.lat, near.lng), point) as f32,
-                None => {}
+            if let Some(point) = self.lat.first(doc).zip(self.lng.first(doc)) {
+                distance = haversine_km((near.lat, near.lng), point) as f32;
             }
             if let Some(radius) = near.radius_km {
-                let outside = !(distance as f64 <= radius);
+                // A clinician with no location (infinite distance) is outside.
+                let outside = f64::from(distance) > radius;
                 let by_telehealth = near.or_telehealth && self.telehealth.first(doc) == Some(1);
                 if outside && !by_telehealth {
                     return;

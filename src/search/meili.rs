@@ -133,13 +133,23 @@ struct Hit {
 
 impl MeiliEngine {
     pub fn new(url: &str, key: Option<&str>, config: &SearchConfig) -> SearchResult<Self> {
+        Self::with_index(url, key, config, INDEX_UID)
+    }
+
+    /// An engine on another index uid (the contract tests use one each).
+    pub fn with_index(
+        url: &str,
+        key: Option<&str>,
+        config: &SearchConfig,
+        uid: &str,
+    ) -> SearchResult<Self> {
         let client = Client::new(url, key).map_err(classify)?;
         let settings: Settings = serde_json::from_value(config.raw.clone())
             .map_err(|e| SearchError::Rejected(format!("search-config: {e}")))?;
         Ok(Self {
             client,
             settings,
-            uid: INDEX_UID.to_string(),
+            uid: uid.to_string(),
         })
     }
 

@@ -194,6 +194,8 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/api/v1/admin/users/{user_id}/enable"),
         ("get", "/api/v1/admin/audit"),
         ("get", "/api/v1/admin/audit/verify"),
+        ("get", "/api/v1/search/clinicians"),
+        ("post", "/api/v1/match"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];

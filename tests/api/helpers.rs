@@ -167,6 +167,7 @@ impl Drop for TestDb {
 }
 
 pub struct TestApp {
+    pub state: kith::AppState,
     pub base: String,
     pub http: reqwest::Client,
     pub clock: Clock,
@@ -181,6 +182,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with_engine(configure, None).await
+    }
+
+    pub async fn spawn_with_engine(
+        configure: impl FnOnce(&mut Settings),
+        engine: Option<std::sync::Arc<dyn kith::search::SearchIndex>>,
+    ) -> Self {
         let db = TestDb::migrated().await;
         let data_dir = std::env::temp_dir().join(format!("kith-test-{}", Uuid::new_v4().simple()));
         let mut settings = Settings::for_database(&db.url, data_dir.clone());
@@ -188,13 +196,15 @@ impl TestApp {
         settings.workers = 1;
         configure(&mut settings);
         let clock = Clock::system();
-        let app = Application::build(settings, clock.clone())
+        let app = Application::build_with_engine(settings, clock.clone(), engine)
             .await
             .expect("start Kith");
+        let state = app.state().clone();
         let base = format!("http://{}", app.addr());
         let handle = app.handle();
         tokio::spawn(app.run());
         Self {
+            state,
             base,
             http: reqwest::Client::new(),
             clock,
@@ -263,6 +273,18 @@ impl TestApp {
         // A new sign-in so the token carries the new role from the start.
         person = self.sign_in(&person.email).await;
         person
+    }
+
+    /// Polls until `check` holds (the indexer works in the background), for at most 5 s.
+    pub async fn eventually<F: AsyncFn() -> bool>(&self, what: &str, check: F) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !check().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for: {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 
     /// Waits until every audit entry so far is sealed into the chain.

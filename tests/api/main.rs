@@ -8,4 +8,6 @@ mod errors;
 mod helpers;
 mod migrations;
 mod profiles;
+mod search;
+mod search_contract;
 mod seed;
