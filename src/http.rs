@@ -25,6 +25,8 @@ use crate::{
 
 /// Request bodies larger than this are refused with 413 unless a route says otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// A JSON request body. Malformed JSON is a 400; a missing or mistyped field
 /// is a 422 that names the field (by its path, e.g. `capacity.open_slots`).
@@ -63,32 +65,40 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     "Send the body as JSON with Content-Type: application/json.",
                 ));
             }
-            if declared_len.is_some_and(|len| len > DEFAULT_BODY_LIMIT) {
-                return Err(too_large());
-            }
             let mut body = web::BytesMut::new();
+            let mut too_large = declared_len.is_some_and(|len| len > DEFAULT_BODY_LIMIT);
+            let mut discarded = 0usize;
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk
                     .map_err(|_| AppError::bad_request("The request body could not be read."))?;
-                if body.len() + chunk.len() > DEFAULT_BODY_LIMIT {
-                    return Err(too_large());
+                if !too_large && body.len() + chunk.len() > DEFAULT_BODY_LIMIT {
+                    too_large = true;
+                    body.clear();
                 }
-                body.extend_from_slice(&chunk);
+                if too_large {
+                    // Read (and drop) a modest excess so the client, still sending,
+                    // receives the 413 instead of a reset connection.
+                    discarded += chunk.len();
+                    if discarded > DRAIN_LIMIT {
+                        break;
+                    }
+                } else {
+                    body.extend_from_slice(&chunk);
+                }
+            }
+            if too_large {
+                return Err(AppError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "The request body is larger than {} KiB.",
+                        DEFAULT_BODY_LIMIT / 1024
+                    ),
+                ));
             }
             parse_json(&body).map(ApiJson)
         })
     }
-}
-
-fn too_large() -> AppError {
-    AppError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!(
-            "The request body is larger than {} KiB.",
-            DEFAULT_BODY_LIMIT / 1024
-        ),
-    )
 }
 
 /// Deserializes a JSON document, turning serde's complaint into an API error.

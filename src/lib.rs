@@ -174,6 +174,15 @@ impl Application {
         .listen(listener)?
         .run();
 
+        if let Some(engine) = &state.embedded
+            && engine.started_empty
+        {
+            let queued = search::outbox::enqueue_all(&state.pool, state.clock.now()).await?;
+            tracing::info!(
+                queued,
+                "new search index: every profile queued for indexing"
+            );
+        }
         let mut workers = Vec::new();
         if state.settings.run_workers {
             workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));

@@ -8,7 +8,7 @@
 
 use std::{
     cmp::Ordering,
-    collections::{BTreeMap, BinaryHeap},
+    collections::{BTreeMap, BinaryHeap, HashMap},
     ops::Bound,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock},
@@ -20,6 +20,7 @@ use tantivy::{
     collector::{Collector, SegmentCollector},
     columnar::{Column, StrColumn},
     directory::MmapDirectory,
+    index::SegmentId,
     query::{
         AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
         RangeQuery, TermQuery, TermSetQuery,
@@ -36,6 +37,9 @@ use super::{
 };
 
 const WRITER_HEAP: usize = 50_000_000;
+/// Bumped whenever `schema()` changes: directories of another version are
+/// not opened but replaced (and refilled through the outbox).
+const SCHEMA_VERSION: u32 = 2;
 const POINTER: &str = "current";
 
 /// Multi-valued keyword attributes (filters and facets).
@@ -60,6 +64,10 @@ const FLAGS: [&str; 5] = [
 #[derive(Clone)]
 struct Fields {
     id: Field,
+    /// The id again as two numbers: reading a hit's id from a string column
+    /// decompresses a dictionary block per hit.
+    id_hi: Field,
+    id_lo: Field,
     text: Field,
     keywords: BTreeMap<&'static str, Field>,
     flags: BTreeMap<&'static str, Field>,
@@ -73,7 +81,9 @@ struct Fields {
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let id = b.add_text_field("id", STRING | STORED | FAST);
+    let id = b.add_text_field("id", STRING | STORED);
+    let id_hi = b.add_u64_field("id_hi", FAST);
+    let id_lo = b.add_u64_field("id_lo", FAST);
     let text = b.add_text_field("text", TEXT);
     let keywords = KEYWORDS
         .iter()
@@ -85,6 +95,8 @@ fn schema() -> (Schema, Fields) {
         .collect();
     let fields = Fields {
         id,
+        id_hi,
+        id_lo,
         text,
         keywords,
         flags,
@@ -135,6 +147,9 @@ impl Live {
         let f = &self.fields;
         let mut d = TantivyDocument::default();
         d.add_text(f.id, doc.id.to_string());
+        let (hi, lo) = doc.id.as_u64_pair();
+        d.add_u64(f.id_hi, hi);
+        d.add_u64(f.id_lo, lo);
         for text in [&doc.display_name, &doc.bio, &doc.city]
             .into_iter()
             .chain(&doc.specialty_terms)
@@ -194,9 +209,13 @@ impl Live {
 }
 
 pub struct EmbeddedEngine {
+    /// True when `open` had to start an empty index (first run, or a schema
+    /// change); the caller then queues every profile for indexing.
+    pub started_empty: bool,
     root: PathBuf,
     config: Arc<SearchConfig>,
     live: RwLock<Arc<Live>>,
+    columns: Arc<ColumnCache>,
 }
 
 fn read_pointer(root: &Path) -> Option<String> {
@@ -212,8 +231,12 @@ fn write_pointer(root: &Path, dir_name: &str) -> SearchResult<()> {
     std::fs::rename(&tmp, root.join(POINTER)).map_err(err)
 }
 
+fn dir_prefix() -> String {
+    format!("clinicians-v{SCHEMA_VERSION}-")
+}
+
 fn new_dir_name() -> String {
-    format!("clinicians-{}", Uuid::now_v7().simple())
+    format!("{}{}", dir_prefix(), Uuid::now_v7().simple())
 }
 
 /// Builds a complete index in a new directory under `root` and points
@@ -238,19 +261,27 @@ impl EmbeddedEngine {
     /// Opens (or creates) the index under `root` (`$KITH_DATA_DIR/search`).
     pub fn open(root: PathBuf, config: Arc<SearchConfig>) -> SearchResult<Self> {
         std::fs::create_dir_all(&root).map_err(err)?;
-        let dir_name = match read_pointer(&root) {
-            Some(name) => name,
-            None => {
+        let (dir_name, started_empty) = match read_pointer(&root) {
+            Some(name) if name.starts_with(&dir_prefix()) => (name, false),
+            other => {
+                if let Some(old) = other {
+                    tracing::warn!(
+                        old,
+                        "the search index was built by another version; starting a new one"
+                    );
+                }
                 let name = new_dir_name();
                 write_pointer(&root, &name)?;
-                name
+                (name, true)
             }
         };
         let live = Live::open(&root, &dir_name)?;
         let engine = Self {
+            started_empty,
             root,
             config,
             live: RwLock::new(Arc::new(live)),
+            columns: Arc::default(),
         };
         engine.remove_stale_dirs(&dir_name);
         Ok(engine)
@@ -278,6 +309,21 @@ impl EmbeddedEngine {
         drop(current);
         self.remove_stale_dirs(&target);
         Ok(true)
+    }
+
+    /// Forgets the columns of segments that merges or a switch retired.
+    fn prune_columns(&self, searcher: &tantivy::Searcher) {
+        let Ok(mut cache) = self.columns.lock() else {
+            return;
+        };
+        if cache.len() > searcher.segment_readers().len() {
+            let live: std::collections::HashSet<SegmentId> = searcher
+                .segment_readers()
+                .iter()
+                .map(|r| r.segment_id())
+                .collect();
+            cache.retain(|id, _| live.contains(id));
+        }
     }
 
     fn remove_stale_dirs(&self, keep: &str) {
@@ -444,21 +490,21 @@ impl EmbeddedEngine {
             keep: q.offset() + q.per_page as usize,
             scoring: !q.words().is_empty(),
             max_facet_values: self.config.max_values_per_facet,
+            columns: self.columns.clone(),
         };
         let fruit = searcher.search(&*query, &collector).map_err(err)?;
+        self.prune_columns(&searcher);
         let hits = fruit
             .top
             .into_iter()
             .skip(q.offset())
-            .filter_map(|(key, id)| {
-                Some(RankedId {
-                    id: id.parse().ok()?,
-                    distance_km: key
-                        .distance
-                        .is_finite()
-                        .then_some(f64::from(key.distance))
-                        .filter(|_| q.near.is_some()),
-                })
+            .map(|(key, id)| RankedId {
+                id,
+                distance_km: key
+                    .distance
+                    .is_finite()
+                    .then_some(f64::from(key.distance))
+                    .filter(|_| q.near.is_some()),
             })
             .collect();
         Ok(EngineResults {
@@ -508,17 +554,13 @@ impl SearchIndex for EmbeddedEngine {
         let searcher = live.reader.searcher();
         let mut ids = Vec::new();
         for segment in searcher.segment_readers() {
-            let Some(column) = segment.fast_fields().str("id").map_err(err)? else {
-                continue;
-            };
-            let mut buf = String::new();
+            let (hi, lo) = (
+                segment.fast_fields().u64("id_hi").map_err(err)?,
+                segment.fast_fields().u64("id_lo").map_err(err)?,
+            );
             for doc in segment.doc_ids_alive() {
-                if let Some(ord) = column.term_ords(doc).next() {
-                    buf.clear();
-                    column.ord_to_str(ord, &mut buf).map_err(err)?;
-                    if let Ok(id) = buf.parse() {
-                        ids.push(id);
-                    }
+                if let Some(pair) = hi.first(doc).zip(lo.first(doc)) {
+                    ids.push(Uuid::from_u64_pair(pair.0, pair.1));
                 }
             }
         }
@@ -570,31 +612,80 @@ impl Ord for Worst {
     }
 }
 
+/// The columns a search reads from one segment, opened once: segments never
+/// change, and reopening columns and decoding facet strings on every query
+/// cost more than the search itself.
+struct SegmentColumns {
+    id_hi: Column<u64>,
+    id_lo: Column<u64>,
+    tier: Column<u64>,
+    responsiveness: Column<u64>,
+    lat: Column<f64>,
+    lng: Column<f64>,
+    telehealth: Column<u64>,
+    /// Facet column and its values by term ordinal.
+    keywords: Vec<(&'static str, Option<StrColumn>, Vec<String>)>,
+    flags: Vec<(&'static str, Column<u64>)>,
+}
+
+impl SegmentColumns {
+    fn open(reader: &SegmentReader) -> tantivy::Result<Self> {
+        let ff = reader.fast_fields();
+        let mut keywords = Vec::with_capacity(KEYWORDS.len());
+        for name in KEYWORDS {
+            let column = ff.str(name)?;
+            let mut values = Vec::new();
+            if let Some(column) = &column {
+                let mut buf = String::new();
+                for ord in 0..column.num_terms() as u64 {
+                    buf.clear();
+                    column.ord_to_str(ord, &mut buf)?;
+                    values.push(buf.clone());
+                }
+            }
+            keywords.push((name, column, values));
+        }
+        let flags = ["telehealth", "in_person", "accepting_referrals"]
+            .iter()
+            .map(|name| Ok((*name, ff.u64(name)?)))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        Ok(Self {
+            id_hi: ff.u64("id_hi")?,
+            id_lo: ff.u64("id_lo")?,
+            tier: ff.u64("capacity_tier")?,
+            responsiveness: ff.u64("responsiveness")?,
+            lat: ff.f64("lat")?,
+            lng: ff.f64("lng")?,
+            telehealth: ff.u64("telehealth")?,
+            keywords,
+            flags,
+        })
+    }
+}
+
+type ColumnCache = Mutex<HashMap<SegmentId, Arc<SegmentColumns>>>;
+
 struct ClinicianCollector {
     near: Option<Near>,
     keep: usize,
     scoring: bool,
     max_facet_values: usize,
+    columns: Arc<ColumnCache>,
 }
 
 struct Fruit {
     total: u64,
     facets: super::Facets,
-    top: Vec<(RankKey, String)>,
+    top: Vec<(RankKey, Uuid)>,
 }
 
 struct SegmentState {
     segment: SegmentOrdinal,
     near: Option<Near>,
     keep: usize,
-    id: Option<StrColumn>,
-    tier: Column<u64>,
-    responsiveness: Column<u64>,
-    lat: Column<f64>,
-    lng: Column<f64>,
-    telehealth: Column<u64>,
-    keyword_columns: Vec<(&'static str, Option<StrColumn>, Vec<u64>)>,
-    flag_columns: Vec<(&'static str, Column<u64>, [u64; 2])>,
+    columns: Arc<SegmentColumns>,
+    keyword_counts: Vec<Vec<u64>>,
+    flag_counts: Vec<[u64; 2]>,
     total: u64,
     heap: BinaryHeap<Worst>,
 }
@@ -608,31 +699,29 @@ impl Collector for ClinicianCollector {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentState> {
-        let ff = reader.fast_fields();
-        let keyword_columns = KEYWORDS
-            .iter()
-            .map(|name| {
-                let column = ff.str(name)?;
-                let counts = vec![0; column.as_ref().map_or(0, |c| c.num_terms())];
-                Ok((*name, column, counts))
-            })
-            .collect::<tantivy::Result<Vec<_>>>()?;
-        let flag_columns = ["telehealth", "in_person", "accepting_referrals"]
-            .iter()
-            .map(|name| Ok((*name, ff.u64(name)?, [0, 0])))
-            .collect::<tantivy::Result<Vec<_>>>()?;
+        let key = reader.segment_id();
+        let cached = self.columns.lock().ok().and_then(|c| c.get(&key).cloned());
+        let columns = match cached {
+            Some(columns) => columns,
+            None => {
+                let columns = Arc::new(SegmentColumns::open(reader)?);
+                if let Ok(mut cache) = self.columns.lock() {
+                    cache.insert(key, columns.clone());
+                }
+                columns
+            }
+        };
         Ok(SegmentState {
             segment,
             near: self.near.clone(),
             keep: self.keep,
-            id: ff.str("id")?,
-            tier: ff.u64("capacity_tier")?,
-            responsiveness: ff.u64("responsiveness")?,
-            lat: ff.f64("lat")?,
-            lng: ff.f64("lng")?,
-            telehealth: ff.u64("telehealth")?,
-            keyword_columns,
-            flag_columns,
+            keyword_counts: columns
+                .keywords
+                .iter()
+                .map(|(_, _, values)| vec![0; values.len()])
+                .collect(),
+            flag_counts: vec![[0, 0]; columns.flags.len()],
+            columns,
             total: 0,
             heap: BinaryHeap::new(),
         })
@@ -679,39 +768,40 @@ impl SegmentCollector for SegmentState {
     type Fruit = Fruit;
 
     fn collect(&mut self, doc: DocId, score: Score) {
+        let c = &*self.columns;
         let mut distance = f32::INFINITY;
         if let Some(near) = &self.near {
-            if let Some(point) = self.lat.first(doc).zip(self.lng.first(doc)) {
+            if let Some(point) = c.lat.first(doc).zip(c.lng.first(doc)) {
                 distance = haversine_km((near.lat, near.lng), point) as f32;
             }
             if let Some(radius) = near.radius_km {
                 // A clinician with no location (infinite distance) is outside.
                 let outside = f64::from(distance) > radius;
-                let by_telehealth = near.or_telehealth && self.telehealth.first(doc) == Some(1);
+                let by_telehealth = near.or_telehealth && c.telehealth.first(doc) == Some(1);
                 if outside && !by_telehealth {
                     return;
                 }
             }
         }
         self.total += 1;
-        for (_, column, counts) in &mut self.keyword_columns {
+        for ((_, column, _), counts) in c.keywords.iter().zip(&mut self.keyword_counts) {
             if let Some(column) = column {
                 for ord in column.term_ords(doc) {
-                    if let Some(c) = counts.get_mut(ord as usize) {
-                        *c += 1;
+                    if let Some(n) = counts.get_mut(ord as usize) {
+                        *n += 1;
                     }
                 }
             }
         }
-        for (_, column, counts) in &mut self.flag_columns {
+        for ((_, column), counts) in c.flags.iter().zip(&mut self.flag_counts) {
             if let Some(v) = column.first(doc) {
                 counts[usize::from(v == 1)] += 1;
             }
         }
         let key = RankKey {
             words: score,
-            tier: self.tier.first(doc).unwrap_or(5) as u8,
-            responsiveness: self.responsiveness.first(doc).unwrap_or(50) as u8,
+            tier: c.tier.first(doc).unwrap_or(5) as u8,
+            responsiveness: c.responsiveness.first(doc).unwrap_or(50) as u8,
             distance,
             segment: self.segment,
             doc,
@@ -727,38 +817,31 @@ impl SegmentCollector for SegmentState {
     }
 
     fn harvest(self) -> Fruit {
+        let c = &*self.columns;
         let mut facets: super::Facets = BTreeMap::new();
-        let mut buf = String::new();
-        for (name, column, counts) in &self.keyword_columns {
-            let values = facets.entry(name.to_string()).or_default();
-            if let Some(column) = column {
-                for (ord, count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
-                    buf.clear();
-                    if column.ord_to_str(ord as u64, &mut buf).unwrap_or(false) {
-                        values.insert(buf.clone(), *count);
-                    }
-                }
+        for ((name, _, values), counts) in c.keywords.iter().zip(&self.keyword_counts) {
+            let entry = facets.entry(name.to_string()).or_default();
+            for (value, count) in values.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                entry.insert(value.clone(), *count);
             }
         }
-        for (name, _, counts) in &self.flag_columns {
-            let values = facets.entry(name.to_string()).or_default();
+        for ((name, _), counts) in c.flags.iter().zip(&self.flag_counts) {
+            let entry = facets.entry(name.to_string()).or_default();
             for (label, count) in [("false", counts[0]), ("true", counts[1])] {
                 if count > 0 {
-                    values.insert(label.to_string(), count);
+                    entry.insert(label.to_string(), count);
                 }
             }
         }
-        let mut top = Vec::with_capacity(self.heap.len());
-        for Worst(key) in self.heap.into_vec() {
-            if let Some(column) = &self.id
-                && let Some(ord) = column.term_ords(key.doc).next()
-            {
-                buf.clear();
-                if column.ord_to_str(ord, &mut buf).unwrap_or(false) {
-                    top.push((key, buf.clone()));
-                }
-            }
-        }
+        let top = self
+            .heap
+            .into_vec()
+            .into_iter()
+            .filter_map(|Worst(key)| {
+                let id = Uuid::from_u64_pair(c.id_hi.first(key.doc)?, c.id_lo.first(key.doc)?);
+                Some((key, id))
+            })
+            .collect();
         Fruit {
             total: self.total,
             facets,

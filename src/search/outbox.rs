@@ -46,6 +46,23 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Queues every profile (a new, empty index fills itself through the outbox).
+pub async fn enqueue_all(pool: &DbPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    use diesel::{dsl::sql, sql_types::Timestamptz};
+    let at = || sql::<Timestamptz>("").bind::<Timestamptz, _>(now);
+    let mut conn = pool.get().await?;
+    let queued = diesel::insert_into(search_outbox::table)
+        .values(profiles::table.select((profiles::user_id, at(), at())))
+        .into_columns((
+            search_outbox::user_id,
+            search_outbox::enqueued_at,
+            search_outbox::next_attempt_at,
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(queued)
+}
+
 /// Delay before retry number `attempts` (1, 2, 4 … seconds, at most 5 minutes).
 pub fn backoff(attempts: i32) -> chrono::Duration {
     chrono::Duration::seconds(1i64 << attempts.clamp(0, 8).min(8)).min(chrono::Duration::minutes(5))

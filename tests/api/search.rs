@@ -472,3 +472,45 @@ async fn an_engine_that_comes_back_catches_up_exactly_with_postgresql() {
     assert!(!found.contains(&"Di".to_string()));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_builds_beside_the_live_index_and_the_server_switches_to_it() {
+    let app = TestApp::spawn().await;
+    let ana = set_up(&app, "Ana", &["grief"], 1, "none").await;
+    app.eventually("indexed", async || {
+        search(&ana, "q=grief").await["total"] == 1
+    })
+    .await;
+    // A change that bypassed the outbox (as after a restore from backup) is invisible...
+    app.db
+        .run_sql("UPDATE profiles SET bio = 'Now also offers equine therapy.'")
+        .await;
+    assert_eq!(search(&ana, "q=equine").await["total"], 0);
+
+    // ...until `kith reindex` (what it runs, from outside the server) rebuilds from PostgreSQL.
+    let root = app.data_dir.join("search");
+    let count = kith::search::outbox::reindex(
+        &app.state.pool,
+        &app.state.taxonomy,
+        &app.clock,
+        async |docs| {
+            tokio::task::spawn_blocking(move || kith::search::embedded::build_beside(&root, &docs))
+                .await
+                .unwrap()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(count, 1);
+    app.eventually("the server follows the new index", async || {
+        search(&ana, "q=equine").await["total"] == 1
+    })
+    .await;
+    // Searches kept working throughout, and the old directory is gone.
+    assert_eq!(search(&ana, "q=grief").await["total"], 1);
+    let dirs = std::fs::read_dir(app.data_dir.join("search"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(dirs, 1);
+}

@@ -363,6 +363,13 @@ async fn the_meilisearch_engine_keeps_the_search_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_search_config_synonyms_are_generated_from_the_taxonomy() {
     let fresh = kith::search::config::regenerate(&taxonomy().await).unwrap();
-    let current = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/search-config/clinicians.json")).unwrap();
-    assert!(current == fresh, "search-config/clinicians.json is out of date with the taxonomy: run `kith search-config`");
+    let current = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/search-config/clinicians.json"
+    ))
+    .unwrap();
+    assert!(
+        current == fresh,
+        "search-config/clinicians.json is out of date with the taxonomy: run `kith search-config`"
+    );
 }
