@@ -18,7 +18,6 @@ use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
     TantivyDocument, Term,
     collector::{Collector, SegmentCollector},
-    columnar::{Column, StrColumn},
     directory::MmapDirectory,
     index::SegmentId,
     query::{
@@ -39,7 +38,7 @@ use super::{
 const WRITER_HEAP: usize = 50_000_000;
 /// Bumped whenever `schema()` changes: directories of another version are
 /// not opened but replaced (and refilled through the outbox).
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 const POINTER: &str = "current";
 
 /// Multi-valued keyword attributes (filters and facets).
@@ -77,6 +76,33 @@ struct Fields {
     fee_min: Field,
     lat: Field,
     lng: Field,
+    /// Grid cells (`GEO_CELL_DEGREES`) holding the location, for the radius prefilter.
+    geo_cell: Field,
+}
+
+/// Size of the grid cells the geo prefilter uses (about 55 km of latitude).
+const GEO_CELL_DEGREES: f64 = 0.5;
+
+fn geo_cell(lat: f64, lng: f64) -> String {
+    let row = (lat / GEO_CELL_DEGREES).floor() as i64;
+    let col = (lng / GEO_CELL_DEGREES).floor() as i64;
+    format!("{row}:{col}")
+}
+
+/// Every cell that a circle of `radius_km` around (lat, lng) touches, or
+/// None when that would be too many (a wide radius is then checked exactly).
+fn cells_around(lat: f64, lng: f64, radius_km: f64) -> Option<Vec<String>> {
+    let dlat = radius_km / 111.32;
+    let dlng = radius_km / (111.32 * lat.to_radians().cos().max(0.01));
+    let rows = ((lat - dlat) / GEO_CELL_DEGREES).floor() as i64
+        ..=((lat + dlat) / GEO_CELL_DEGREES).floor() as i64;
+    let cols = ((lng - dlng) / GEO_CELL_DEGREES).floor() as i64
+        ..=((lng + dlng) / GEO_CELL_DEGREES).floor() as i64;
+    let count = (rows.end() - rows.start() + 1) * (cols.end() - cols.start() + 1);
+    (count <= 400).then(|| {
+        rows.flat_map(|r| cols.clone().map(move |c| format!("{r}:{c}")))
+            .collect()
+    })
 }
 
 fn schema() -> (Schema, Fields) {
@@ -106,6 +132,7 @@ fn schema() -> (Schema, Fields) {
         fee_min: b.add_i64_field("fee_min", INDEXED | FAST),
         lat: b.add_f64_field("lat", INDEXED | FAST),
         lng: b.add_f64_field("lng", INDEXED | FAST),
+        geo_cell: b.add_text_field("geo_cell", STRING),
     };
     (b.build(), fields)
 }
@@ -187,6 +214,7 @@ impl Live {
         if let Some(geo) = doc.geo {
             d.add_f64(f.lat, geo.lat);
             d.add_f64(f.lng, geo.lng);
+            d.add_text(f.geo_cell, geo_cell(geo.lat, geo.lng));
         }
         d
     }
@@ -338,7 +366,16 @@ impl EmbeddedEngine {
         }
     }
 
-    fn build_query(&self, fields: &Fields, q: &SearchQuery) -> Box<dyn Query> {
+    fn build_query(
+        &self,
+        fields: &Fields,
+        searcher: &tantivy::Searcher,
+        q: &SearchQuery,
+    ) -> Box<dyn Query> {
+        // A word found in at least 1 % of documents needs no typo expansion:
+        // its own postings are the answer, and expanding it would materialise
+        // them all instead of intersecting lazily with the filters.
+        let common = (searcher.num_docs() / 100).max(50);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let filter = |query: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
             (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
@@ -354,13 +391,11 @@ impl EmbeddedEngine {
                     let term = Term::from_field_text(fields.text, word);
                     // The last word is a prefix, so results follow typing.
                     let prefix = i == last && word.chars().count() >= 2;
-                    let exact: Box<dyn Query> = if prefix {
-                        Box::new(FuzzyTermQuery::new_prefix(term.clone(), 0, true))
-                    } else {
-                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic))
-                    };
+                    let typos = self.config.typos_allowed(word);
+                    // The whole word, exactly: full credit (one posting list, cheap).
+                    let exact = TermQuery::new(term.clone(), IndexRecordOption::Basic);
                     let mut alternatives: Vec<Box<dyn Query>> =
-                        vec![Box::new(ConstScoreQuery::new(exact, 1.0))];
+                        vec![Box::new(ConstScoreQuery::new(Box::new(exact), 1.0))];
                     for synonym in self.config.synonyms.get(word).into_iter().flatten() {
                         if !synonym.contains(' ') {
                             let t = Term::from_field_text(fields.text, synonym);
@@ -370,14 +405,15 @@ impl EmbeddedEngine {
                             )));
                         }
                     }
-                    let typos = self.config.typos_allowed(word);
-                    if typos > 0 {
-                        let fuzzy = if prefix {
+                    // Typos and unfinished words: one automaton, slightly less credit.
+                    let frequent = searcher.doc_freq(&term).is_ok_and(|df| df >= common);
+                    if (typos > 0 || prefix) && !frequent {
+                        let loose = if prefix {
                             FuzzyTermQuery::new_prefix(term, typos, true)
                         } else {
                             FuzzyTermQuery::new(term, typos, true)
                         };
-                        alternatives.push(Box::new(ConstScoreQuery::new(Box::new(fuzzy), 0.9)));
+                        alternatives.push(Box::new(ConstScoreQuery::new(Box::new(loose), 0.9)));
                     }
                     (
                         Occur::Should,
@@ -450,20 +486,13 @@ impl EmbeddedEngine {
             radius_km: Some(radius),
             or_telehealth: false,
         }) = q.near
+            && let Some(cells) = cells_around(lat, lng, radius)
         {
-            // Bounding box first (cheap, on fast fields); the collector checks the circle.
-            let dlat = radius / 111.32;
-            let dlng = radius / (111.32 * lat.to_radians().cos().max(0.01));
-            let range = |field: Field, lo: f64, hi: f64| -> Box<dyn Query> {
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_f64(field, lo)),
-                    Bound::Included(Term::from_field_f64(field, hi)),
-                ))
-            };
-            clauses.push(filter(range(fields.lat, lat - dlat, lat + dlat)));
-            if lng - dlng > -180.0 && lng + dlng < 180.0 {
-                clauses.push(filter(range(fields.lng, lng - dlng, lng + dlng)));
-            }
+            // Grid cells first (postings, cheap); the collector checks the circle exactly.
+            let terms = cells
+                .iter()
+                .map(|c| Term::from_field_text(fields.geo_cell, c));
+            clauses.push(filter(Box::new(TermSetQuery::new(terms))));
         }
         if !q.exclude.is_empty() {
             let terms = q
@@ -483,8 +512,8 @@ impl EmbeddedEngine {
 
     fn search_now(&self, q: &SearchQuery) -> SearchResult<EngineResults> {
         let live = self.live()?;
-        let query = self.build_query(&live.fields, q);
         let searcher = live.reader.searcher();
+        let query = self.build_query(&live.fields, &searcher, q);
         let collector = ClinicianCollector {
             near: q.near.clone(),
             keep: q.offset() + q.per_page as usize,
@@ -612,53 +641,116 @@ impl Ord for Worst {
     }
 }
 
-/// The columns a search reads from one segment, opened once: segments never
-/// change, and reopening columns and decoding facet strings on every query
-/// cost more than the search itself.
+/// One segment's values as plain arrays, read once: segments never change,
+/// and reading tantivy's column indexes per matched document (seven
+/// multi-valued facet columns among them) cost more than the search itself.
 struct SegmentColumns {
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
-    tier: Column<u64>,
-    responsiveness: Column<u64>,
-    lat: Column<f64>,
-    lng: Column<f64>,
-    telehealth: Column<u64>,
-    /// Facet column and its values by term ordinal.
-    keywords: Vec<(&'static str, Option<StrColumn>, Vec<String>)>,
-    flags: Vec<(&'static str, Column<u64>)>,
+    ids: Vec<Uuid>,
+    tier: Vec<u8>,
+    responsiveness: Vec<u8>,
+    /// NaN when the clinician has no location.
+    geo: Vec<(f64, f64)>,
+    telehealth: Vec<bool>,
+    /// Facet values of document `d`: `facet_ords[facet_offsets[d]..facet_offsets[d + 1]]`,
+    /// indexes into `facet_values`.
+    facet_offsets: Vec<u32>,
+    facet_ords: Vec<u16>,
+    /// (facet, value) for each facet index.
+    facet_values: Vec<(&'static str, String)>,
 }
+
+/// Boolean attributes reported as facets (`"true"`/`"false"`).
+const FLAG_FACETS: [&str; 4] = [
+    "telehealth",
+    "in_person",
+    "accepting_referrals",
+    "sliding_scale",
+];
 
 impl SegmentColumns {
     fn open(reader: &SegmentReader) -> tantivy::Result<Self> {
         let ff = reader.fast_fields();
-        let mut keywords = Vec::with_capacity(KEYWORDS.len());
+        let max_doc = reader.max_doc();
+        let u64s = |name: &str| ff.u64(name);
+        let (id_hi, id_lo) = (u64s("id_hi")?, u64s("id_lo")?);
+        let (tier, responsiveness, telehealth) = (
+            u64s("capacity_tier")?,
+            u64s("responsiveness")?,
+            u64s("telehealth")?,
+        );
+        let (lat, lng) = (ff.f64("lat")?, ff.f64("lng")?);
+
+        let mut facet_values: Vec<(&'static str, String)> = Vec::new();
+        let mut keyword_columns = Vec::new();
         for name in KEYWORDS {
-            let column = ff.str(name)?;
-            let mut values = Vec::new();
-            if let Some(column) = &column {
+            let base = facet_values.len();
+            if let Some(column) = ff.str(name)? {
                 let mut buf = String::new();
                 for ord in 0..column.num_terms() as u64 {
                     buf.clear();
                     column.ord_to_str(ord, &mut buf)?;
-                    values.push(buf.clone());
+                    facet_values.push((name, buf.clone()));
+                }
+                keyword_columns.push((base, column));
+            }
+        }
+        let mut flag_columns = Vec::new();
+        for name in FLAG_FACETS {
+            let base = facet_values.len();
+            facet_values.push((name, "false".into()));
+            facet_values.push((name, "true".into()));
+            flag_columns.push((base, ff.u64(name)?));
+        }
+        if facet_values.len() > usize::from(u16::MAX) {
+            return Err(tantivy::TantivyError::InternalError(
+                "too many facet values in one segment".into(),
+            ));
+        }
+
+        let n = max_doc as usize;
+        let mut facet_offsets = Vec::with_capacity(n + 1);
+        let mut facet_ords = Vec::with_capacity(n * 16);
+        facet_offsets.push(0u32);
+        for doc in 0..max_doc {
+            for (base, column) in &keyword_columns {
+                facet_ords.extend(
+                    column
+                        .term_ords(doc)
+                        .map(|ord| (base + ord as usize) as u16),
+                );
+            }
+            for (base, column) in &flag_columns {
+                if let Some(v) = column.first(doc) {
+                    facet_ords.push((base + usize::from(v == 1)) as u16);
                 }
             }
-            keywords.push((name, column, values));
+            facet_offsets.push(facet_ords.len() as u32);
         }
-        let flags = ["telehealth", "in_person", "accepting_referrals"]
-            .iter()
-            .map(|name| Ok((*name, ff.u64(name)?)))
-            .collect::<tantivy::Result<Vec<_>>>()?;
         Ok(Self {
-            id_hi: ff.u64("id_hi")?,
-            id_lo: ff.u64("id_lo")?,
-            tier: ff.u64("capacity_tier")?,
-            responsiveness: ff.u64("responsiveness")?,
-            lat: ff.f64("lat")?,
-            lng: ff.f64("lng")?,
-            telehealth: ff.u64("telehealth")?,
-            keywords,
-            flags,
+            ids: (0..max_doc)
+                .map(|d| {
+                    Uuid::from_u64_pair(id_hi.first(d).unwrap_or(0), id_lo.first(d).unwrap_or(0))
+                })
+                .collect(),
+            tier: (0..max_doc)
+                .map(|d| tier.first(d).unwrap_or(5) as u8)
+                .collect(),
+            responsiveness: (0..max_doc)
+                .map(|d| responsiveness.first(d).unwrap_or(50) as u8)
+                .collect(),
+            geo: (0..max_doc)
+                .map(|d| {
+                    lat.first(d)
+                        .zip(lng.first(d))
+                        .unwrap_or((f64::NAN, f64::NAN))
+                })
+                .collect(),
+            telehealth: (0..max_doc)
+                .map(|d| telehealth.first(d) == Some(1))
+                .collect(),
+            facet_offsets,
+            facet_ords,
+            facet_values,
         })
     }
 }
@@ -684,8 +776,7 @@ struct SegmentState {
     near: Option<Near>,
     keep: usize,
     columns: Arc<SegmentColumns>,
-    keyword_counts: Vec<Vec<u64>>,
-    flag_counts: Vec<[u64; 2]>,
+    facet_counts: Vec<u64>,
     total: u64,
     heap: BinaryHeap<Worst>,
 }
@@ -715,12 +806,7 @@ impl Collector for ClinicianCollector {
             segment,
             near: self.near.clone(),
             keep: self.keep,
-            keyword_counts: columns
-                .keywords
-                .iter()
-                .map(|(_, _, values)| vec![0; values.len()])
-                .collect(),
-            flag_counts: vec![[0, 0]; columns.flags.len()],
+            facet_counts: vec![0; columns.facet_values.len()],
             columns,
             total: 0,
             heap: BinaryHeap::new(),
@@ -769,39 +855,30 @@ impl SegmentCollector for SegmentState {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         let c = &*self.columns;
+        let d = doc as usize;
         let mut distance = f32::INFINITY;
         if let Some(near) = &self.near {
-            if let Some(point) = c.lat.first(doc).zip(c.lng.first(doc)) {
+            let point = c.geo[d];
+            if !point.0.is_nan() {
                 distance = haversine_km((near.lat, near.lng), point) as f32;
             }
             if let Some(radius) = near.radius_km {
                 // A clinician with no location (infinite distance) is outside.
                 let outside = f64::from(distance) > radius;
-                let by_telehealth = near.or_telehealth && c.telehealth.first(doc) == Some(1);
-                if outside && !by_telehealth {
+                if outside && !(near.or_telehealth && c.telehealth[d]) {
                     return;
                 }
             }
         }
         self.total += 1;
-        for ((_, column, _), counts) in c.keywords.iter().zip(&mut self.keyword_counts) {
-            if let Some(column) = column {
-                for ord in column.term_ords(doc) {
-                    if let Some(n) = counts.get_mut(ord as usize) {
-                        *n += 1;
-                    }
-                }
-            }
-        }
-        for ((_, column), counts) in c.flags.iter().zip(&mut self.flag_counts) {
-            if let Some(v) = column.first(doc) {
-                counts[usize::from(v == 1)] += 1;
-            }
+        let (start, end) = (c.facet_offsets[d] as usize, c.facet_offsets[d + 1] as usize);
+        for &f in &c.facet_ords[start..end] {
+            self.facet_counts[usize::from(f)] += 1;
         }
         let key = RankKey {
             words: score,
-            tier: c.tier.first(doc).unwrap_or(5) as u8,
-            responsiveness: c.responsiveness.first(doc).unwrap_or(50) as u8,
+            tier: c.tier[d],
+            responsiveness: c.responsiveness[d],
             distance,
             segment: self.segment,
             doc,
@@ -819,28 +896,19 @@ impl SegmentCollector for SegmentState {
     fn harvest(self) -> Fruit {
         let c = &*self.columns;
         let mut facets: super::Facets = BTreeMap::new();
-        for ((name, _, values), counts) in c.keywords.iter().zip(&self.keyword_counts) {
-            let entry = facets.entry(name.to_string()).or_default();
-            for (value, count) in values.iter().zip(counts).filter(|(_, n)| **n > 0) {
-                entry.insert(value.clone(), *count);
-            }
-        }
-        for ((name, _), counts) in c.flags.iter().zip(&self.flag_counts) {
-            let entry = facets.entry(name.to_string()).or_default();
-            for (label, count) in [("false", counts[0]), ("true", counts[1])] {
-                if count > 0 {
-                    entry.insert(label.to_string(), count);
-                }
+        for ((facet, value), count) in c.facet_values.iter().zip(&self.facet_counts) {
+            if *count > 0 {
+                facets
+                    .entry(facet.to_string())
+                    .or_default()
+                    .insert(value.clone(), *count);
             }
         }
         let top = self
             .heap
             .into_vec()
             .into_iter()
-            .filter_map(|Worst(key)| {
-                let id = Uuid::from_u64_pair(c.id_hi.first(key.doc)?, c.id_lo.first(key.doc)?);
-                Some((key, id))
-            })
+            .map(|Worst(key)| (key, c.ids[key.doc as usize]))
             .collect();
         Fruit {
             total: self.total,

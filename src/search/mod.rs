@@ -56,7 +56,7 @@ pub struct EngineResults {
 }
 
 /// The facets every search reports, by document attribute.
-pub const FACETS: [&str; 10] = [
+pub const FACETS: [&str; 11] = [
     "specialties",
     "modalities",
     "populations",
@@ -67,6 +67,7 @@ pub const FACETS: [&str; 10] = [
     "telehealth",
     "in_person",
     "accepting_referrals",
+    "sliding_scale",
 ];
 
 #[async_trait::async_trait]
