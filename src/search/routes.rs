@@ -116,69 +116,87 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// Whether a text word matches a query word: exactly, as the prefix of the
-/// last query word, or within the typos its length allows.
-fn word_matches(config: &SearchConfig, query: &[String], word: &str) -> bool {
-    let word = word.to_lowercase();
-    query.iter().enumerate().any(|(i, q)| {
-        let last = i + 1 == query.len();
-        if word == *q || (last && q.chars().count() >= 2 && word.starts_with(q.as_str())) {
-            return true;
-        }
-        let typos = usize::from(config.typos_allowed(q));
-        if typos == 0 {
-            return false;
-        }
-        if strsim::damerau_levenshtein(&word, q) <= typos {
-            return true;
-        }
-        // Prefix with typos for the word being typed.
-        last && word.chars().count() > q.chars().count() && {
-            let head: String = word.chars().take(q.chars().count()).collect();
-            strsim::damerau_levenshtein(&head, q) <= typos
-        }
-    })
+/// Decides which words of a hit's text match the query: exactly, as the
+/// prefix of the last query word, or within the typos the query word's length
+/// allows. Each distinct word is decided once per request.
+struct Highlighter<'a> {
+    config: &'a SearchConfig,
+    query: &'a [String],
+    seen: HashMap<String, bool>,
 }
 
-/// Escapes `text` and wraps every matching word in `<em>`.
-fn highlight(
-    config: &SearchConfig,
-    query: &[String],
-    text: &str,
-    matched: &mut Vec<String>,
-) -> String {
-    if query.is_empty() {
-        return escape(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut word = String::new();
-    let mut flush = |word: &mut String, out: &mut String| {
-        if word.is_empty() {
-            return;
+impl<'a> Highlighter<'a> {
+    fn new(config: &'a SearchConfig, query: &'a [String]) -> Self {
+        Self {
+            config,
+            query,
+            seen: HashMap::new(),
         }
-        if word_matches(config, query, word) {
-            let lower = word.to_lowercase();
-            if !matched.contains(&lower) {
-                matched.push(lower);
+    }
+
+    fn matches(&mut self, word: &str) -> bool {
+        if let Some(known) = self.seen.get(word) {
+            return *known;
+        }
+        let lower = word.to_lowercase();
+        let found = self.query.iter().enumerate().any(|(i, q)| {
+            let last = i + 1 == self.query.len();
+            if lower == *q || (last && q.len() >= 2 && lower.starts_with(q.as_str())) {
+                return true;
             }
-            out.push_str("<em>");
-            out.push_str(&escape(word));
-            out.push_str("</em>");
-        } else {
-            out.push_str(&escape(word));
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push_str(&escape(&c.to_string()));
-        }
+            let typos = usize::from(self.config.typos_allowed(q));
+            let (wl, ql) = (lower.chars().count(), q.chars().count());
+            if typos == 0 || (wl.abs_diff(ql) > typos && !(last && wl > ql)) {
+                return false;
+            }
+            if strsim::damerau_levenshtein(&lower, q) <= typos {
+                return true;
+            }
+            // Prefix with typos for the word being typed.
+            last && wl > ql
+                && strsim::damerau_levenshtein(&lower.chars().take(ql).collect::<String>(), q)
+                    <= typos
+        });
+        self.seen.insert(word.to_string(), found);
+        found
     }
-    flush(&mut word, &mut out);
-    out
+
+    /// Escapes `text` and wraps every matching word in `<em>`.
+    fn highlight(&mut self, text: &str, matched: &mut Vec<String>) -> String {
+        if self.query.is_empty() {
+            return escape(text);
+        }
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut start = None;
+        for (i, c) in text
+            .char_indices()
+            .chain(std::iter::once((text.len(), ' ')))
+        {
+            if c.is_alphanumeric() && i < text.len() {
+                start.get_or_insert(i);
+                continue;
+            }
+            if let Some(s) = start.take() {
+                let word = &text[s..i];
+                if self.matches(word) {
+                    let lower = word.to_lowercase();
+                    if !matched.contains(&lower) {
+                        matched.push(lower);
+                    }
+                    out.push_str("<em>");
+                    out.push_str(&escape(word));
+                    out.push_str("</em>");
+                } else {
+                    out.push_str(&escape(word));
+                }
+            }
+            if i < text.len() {
+                let mut buf = [0u8; 4];
+                out.push_str(&escape(c.encode_utf8(&mut buf)));
+            }
+        }
+        out
+    }
 }
 
 fn label(taxonomy: &Taxonomy, kind: Kind, slug: &str) -> String {
@@ -208,25 +226,21 @@ async fn hydrate(
     let mut by_id: HashMap<Uuid, (Profile, String)> =
         rows.into_iter().map(|r| (r.0.user_id, r)).collect();
     let now = state.clock.now();
-    let config = &state.search_config;
+    let mut highlighter = Highlighter::new(&state.search_config, query_words);
     Ok(ranked
         .iter()
         .filter_map(|r| {
             let (p, name) = by_id.remove(&r.id)?;
             let mut matched = Vec::new();
             let highlights = Highlights {
-                display_name: highlight(config, query_words, &name, &mut matched),
-                bio: highlight(config, query_words, &p.bio, &mut matched),
+                display_name: highlighter.highlight(&name, &mut matched),
+                bio: highlighter.highlight(&p.bio, &mut matched),
                 specialties: p
                     .specialties
                     .iter()
                     .map(|s| {
-                        highlight(
-                            config,
-                            query_words,
-                            &label(&state.taxonomy, Kind::Specialty, s),
-                            &mut matched,
-                        )
+                        highlighter
+                            .highlight(&label(&state.taxonomy, Kind::Specialty, s), &mut matched)
                     })
                     .collect(),
             };
@@ -590,4 +604,31 @@ async fn shortlist(
         })
         .collect();
     Ok(HttpResponse::Ok().json(MatchResponse { candidates }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlighting_marks_exact_prefix_and_typo_matches_and_escapes_the_rest() {
+        let config = SearchConfig::load().unwrap();
+        let query = vec![
+            "depresion".to_string(),
+            "cbt".to_string(),
+            "teen".to_string(),
+        ];
+        let mut matched = Vec::new();
+        let out = Highlighter::new(&config, &query).highlight(
+            "Depression & <CBT> for teenagers, not adults.",
+            &mut matched,
+        );
+        assert_eq!(
+            out,
+            "<em>Depression</em> &amp; &lt;<em>CBT</em>&gt; for <em>teenagers</em>, not adults."
+        );
+        assert_eq!(matched, vec!["depression", "cbt", "teenagers"]);
+        let none = Highlighter::new(&config, &[]).highlight("<b>", &mut Vec::new());
+        assert_eq!(none, "&lt;b&gt;");
+    }
 }
