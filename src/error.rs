@@ -180,3 +180,5 @@ impl From<actix_web::error::BlockingError> for AppError {
         Self::internal(error)
     }
 }
+
+impl std::error::Error for AppError {}

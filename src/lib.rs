@@ -13,6 +13,7 @@ mod health;
 pub mod http;
 pub mod openapi;
 pub mod profiles;
+pub mod referrals;
 pub mod search;
 pub mod seed;
 
@@ -95,6 +96,7 @@ pub fn api_v1(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(auth::routes)
             .configure(profiles::routes)
             .configure(search::routes)
+            .configure(referrals::routes)
             .configure(audit::routes),
     );
 }
@@ -187,6 +189,10 @@ impl Application {
         if state.settings.run_workers {
             workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
             workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
+            workers.push(tokio::spawn(referrals::run_worker(
+                state.pool.clone(),
+                state.clock.clone(),
+            )));
         }
         Ok(Self {
             addr,

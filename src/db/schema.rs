@@ -74,6 +74,71 @@ diesel::table! {
 }
 
 diesel::table! {
+    referral_contacts (referral_id) {
+        referral_id -> Uuid,
+        full_name -> Text,
+        phone -> Nullable<Text>,
+        email -> Nullable<Text>,
+        preferred_contact -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    referral_events (id) {
+        id -> Int8,
+        referral_id -> Uuid,
+        actor_id -> Nullable<Uuid>,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        at -> Timestamptz,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    referral_offers (id) {
+        id -> Int8,
+        referral_id -> Uuid,
+        recipient_id -> Uuid,
+        rank -> Int4,
+        state -> Text,
+        offered_at -> Nullable<Timestamptz>,
+        deadline -> Nullable<Timestamptz>,
+        responded_at -> Nullable<Timestamptz>,
+        reason -> Nullable<Text>,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    referrals (id) {
+        id -> Uuid,
+        sender_id -> Uuid,
+        mode -> Text,
+        status -> Text,
+        urgency -> Text,
+        age_band -> Text,
+        client_state -> Text,
+        concerns -> Array<Text>,
+        modality -> Nullable<Text>,
+        insurance -> Nullable<Text>,
+        language -> Nullable<Text>,
+        telehealth_ok -> Bool,
+        latitude -> Nullable<Float8>,
+        longitude -> Nullable<Float8>,
+        note -> Text,
+        accepted_by -> Nullable<Uuid>,
+        accepted_onto -> Nullable<Text>,
+        first_appointment_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        version -> Int4,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Bytea,
         session_id -> Uuid,
@@ -126,6 +191,11 @@ diesel::table! {
 }
 
 diesel::joinable!(auth_sessions -> users (user_id));
+diesel::joinable!(referral_contacts -> referrals (referral_id));
+diesel::joinable!(referral_events -> referrals (referral_id));
+diesel::joinable!(referral_events -> users (actor_id));
+diesel::joinable!(referral_offers -> referrals (referral_id));
+diesel::joinable!(referral_offers -> users (recipient_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -133,6 +203,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_sessions,
     login_throttle,
     profiles,
+    referral_contacts,
+    referral_events,
+    referral_offers,
+    referrals,
     refresh_tokens,
     search_outbox,
     taxonomy_terms,

@@ -196,6 +196,15 @@ async fn the_openapi_document_describes_every_route() {
         ("get", "/api/v1/admin/audit/verify"),
         ("get", "/api/v1/search/clinicians"),
         ("post", "/api/v1/match"),
+        ("post", "/api/v1/referrals"),
+        ("get", "/api/v1/referrals"),
+        ("get", "/api/v1/referrals/{id}"),
+        ("post", "/api/v1/referrals/{id}/accept"),
+        ("post", "/api/v1/referrals/{id}/decline"),
+        ("post", "/api/v1/referrals/{id}/withdraw"),
+        ("post", "/api/v1/referrals/{id}/schedule"),
+        ("post", "/api/v1/referrals/{id}/complete"),
+        ("get", "/api/v1/referrals/{id}/contact"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];

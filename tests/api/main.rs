@@ -8,6 +8,7 @@ mod errors;
 mod helpers;
 mod migrations;
 mod profiles;
+mod referrals;
 mod search;
 mod search_contract;
 mod seed;
