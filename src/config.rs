@@ -44,6 +44,8 @@ pub struct Settings {
     pub meili_url: Option<String>,
     pub meili_master_key: Option<SecretString>,
     pub smtp_url: Option<SecretString>,
+    /// The From: of every email.
+    pub mail_from: String,
     /// Use `X-Forwarded-For` for the client address (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     pub workers: usize,
@@ -130,6 +132,8 @@ impl Settings {
             meili_url: var("MEILI_URL"),
             meili_master_key: var("MEILI_MASTER_KEY").map(SecretString::from),
             smtp_url: var("SMTP_URL").map(SecretString::from),
+            mail_from: var("KITH_MAIL_FROM")
+                .unwrap_or_else(|| "Kith <no-reply@kith.invalid>".into()),
             trust_forwarded_for: parse_var("KITH_TRUST_FORWARDED_FOR", false)?,
             workers: parse_var("KITH_WORKERS", default_workers)?,
             access_token_ttl: Duration::from_secs(15 * 60),
@@ -155,6 +159,7 @@ impl Settings {
             meili_url: None,
             meili_master_key: None,
             smtp_url: None,
+            mail_from: "Kith <no-reply@kith.invalid>".into(),
             trust_forwarded_for: false,
             workers: 2,
             access_token_ttl: Duration::from_secs(15 * 60),

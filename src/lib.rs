@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 mod health;
 pub mod http;
+pub mod notify;
 pub mod openapi;
 pub mod profiles;
 pub mod referrals;
@@ -41,6 +42,9 @@ pub struct AppState {
     pub search_config: Arc<search::config::SearchConfig>,
     /// Wakes this instance's indexer right after a change commits.
     pub indexer_wake: Arc<tokio::sync::Notify>,
+    pub mailer: Arc<notify::Mailer>,
+    /// Wakes this instance's email courier right after mail is queued.
+    pub courier_wake: Arc<tokio::sync::Notify>,
     /// The embedded engine, when that is the one in use (it follows `kith reindex`).
     pub embedded: Option<Arc<search::embedded::EmbeddedEngine>>,
 }
@@ -74,6 +78,8 @@ impl AppState {
             None => search::open_engine(&settings, search_config.clone())?,
         };
         Ok(Self {
+            mailer: Arc::new(notify::Mailer::from_settings(&settings)?),
+            courier_wake: Arc::new(tokio::sync::Notify::new()),
             search,
             embedded,
             search_config,
@@ -97,6 +103,7 @@ pub fn api_v1(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(profiles::routes)
             .configure(search::routes)
             .configure(referrals::routes)
+            .configure(notify::routes)
             .configure(audit::routes),
     );
 }
@@ -189,10 +196,8 @@ impl Application {
         if state.settings.run_workers {
             workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
             workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
-            workers.push(tokio::spawn(referrals::run_worker(
-                state.pool.clone(),
-                state.clock.clone(),
-            )));
+            workers.push(tokio::spawn(referrals::run_worker(state.clone())));
+            workers.push(tokio::spawn(state.courier().run()));
         }
         Ok(Self {
             addr,
@@ -225,6 +230,15 @@ impl Application {
 }
 
 impl AppState {
+    pub fn courier(&self) -> notify::Courier {
+        notify::Courier {
+            pool: self.pool.clone(),
+            mailer: self.mailer.clone(),
+            clock: self.clock.clone(),
+            wake: self.courier_wake.clone(),
+        }
+    }
+
     pub fn indexer(&self) -> search::outbox::Indexer {
         search::outbox::Indexer {
             pool: self.pool.clone(),

@@ -40,6 +40,32 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_outbox (id) {
+        id -> Int8,
+        to_address -> Text,
+        subject -> Text,
+        body -> Text,
+        enqueued_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        kind -> Text,
+        referral_id -> Nullable<Uuid>,
+        message -> Text,
+        created_at -> Timestamptz,
+        read_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     profiles (user_id) {
         user_id -> Uuid,
         credentials -> Array<Text>,
@@ -107,6 +133,7 @@ diesel::table! {
         responded_at -> Nullable<Timestamptz>,
         reason -> Nullable<Text>,
         note -> Nullable<Text>,
+        reminded_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -135,6 +162,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         version -> Int4,
+        checked_in_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -191,6 +219,8 @@ diesel::table! {
 }
 
 diesel::joinable!(auth_sessions -> users (user_id));
+diesel::joinable!(notifications -> referrals (referral_id));
+diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(referral_contacts -> referrals (referral_id));
 diesel::joinable!(referral_events -> referrals (referral_id));
 diesel::joinable!(referral_events -> users (actor_id));
@@ -201,7 +231,9 @@ diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     auth_sessions,
+    email_outbox,
     login_throttle,
+    notifications,
     profiles,
     referral_contacts,
     referral_events,

@@ -27,6 +27,7 @@ use crate::{
     db::schema::{profiles, referral_contacts, referral_events, referral_offers, referrals, users},
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
+    notify,
     profiles::{taxonomy::Kind, validate::state_code},
 };
 
@@ -136,20 +137,22 @@ async fn offer_next(
     conn: &mut AsyncPgConnection,
     referral: &Referral,
     now: DateTime<Utc>,
-) -> AppResult<bool> {
+) -> AppResult<Option<Uuid>> {
     let urgency = urgency_of(referral);
-    let next: Option<i64> = referral_offers::table
+    let next: Option<(i64, Uuid)> = referral_offers::table
         .filter(
             referral_offers::referral_id
                 .eq(referral.id)
                 .and(referral_offers::state.eq("queued")),
         )
         .order(referral_offers::rank)
-        .select(referral_offers::id)
+        .select((referral_offers::id, referral_offers::recipient_id))
         .first(conn)
         .await
         .optional()?;
-    let Some(offer) = next else { return Ok(false) };
+    let Some((offer, recipient)) = next else {
+        return Ok(None);
+    };
     diesel::update(referral_offers::table.find(offer))
         .set((
             referral_offers::state.eq("offered"),
@@ -158,7 +161,58 @@ async fn offer_next(
         ))
         .execute(conn)
         .await?;
-    Ok(true)
+    Ok(Some(recipient))
+}
+
+/// A notification and an email about a referral; no client identifiers.
+// Every argument is a distinct fact of the message; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+async fn tell(
+    conn: &mut AsyncPgConnection,
+    url: &str,
+    user: Uuid,
+    kind: &str,
+    referral: Uuid,
+    message: String,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let notice = notify::Notice {
+        kind,
+        referral: Some(referral),
+        message,
+        email_subject: Some(subject.to_string()),
+    };
+    notify::tell(conn, url, user, notice, now).await?;
+    Ok(())
+}
+
+async fn tell_new_offer(
+    conn: &mut AsyncPgConnection,
+    url: &str,
+    referral: &Referral,
+    recipient: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let deadline = now + urgency_of(referral).response_time();
+    let message = format!(
+        "A colleague has offered you a referral ({} urgency, {} concern(s), client in {}). Please accept or decline by {} UTC.",
+        referral.urgency,
+        referral.concerns.len(),
+        referral.client_state,
+        deadline.format("%a %e %b %H:%M")
+    );
+    tell(
+        conn,
+        url,
+        recipient,
+        "new_offer",
+        referral.id,
+        message,
+        "New referral for you",
+        now,
+    )
+    .await
 }
 
 fn urgency_of(r: &Referral) -> Urgency {
@@ -445,6 +499,7 @@ async fn create_referral(
                 created_at: now,
                 updated_at: now,
                 version: 1,
+                checked_in_at: None,
             };
             let inserted = diesel::insert_into(referrals::table)
                 .values(&referral)
@@ -487,10 +542,15 @@ async fn create_referral(
                     .await?;
             }
             record_event(conn, referral.id, Some(auth.user_id), None, Status::Requested, now, None).await?;
+            let offered_now = if input.mode == Mode::Cascade { &recipients[..1] } else { &recipients[..] };
+            for recipient in offered_now {
+                tell_new_offer(conn, &state.mailer.public_url, &referral, *recipient, now).await?;
+            }
             audit::record(conn, now, &meta, audit::Event::new(Some(auth.user_id), "referral_sent", "referral", referral.id)).await?;
             view_of(conn, &referral, auth.user_id).await
         })
         .await?;
+    state.courier_wake.notify_one();
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -748,6 +808,11 @@ async fn accept_referral(
             if took_slot {
                 crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
             }
+            let message = format!(
+                "A colleague accepted your referral{}. They now have the client's contact details and will reach out.",
+                if onto == "waitlist" { " onto their waitlist" } else { "" }
+            );
+            tell(conn, &state.mailer.public_url, referral.sender_id, "referral_accepted", id, message, "Your referral was accepted", now).await?;
             audit::record(
                 conn,
                 now,
@@ -760,6 +825,7 @@ async fn accept_referral(
         })
         .await?;
     state.indexer_wake.notify_one();
+    state.courier_wake.notify_one();
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -774,12 +840,15 @@ pub struct DeclineInput {
 /// cascade gets it; otherwise the referral ends once no offer is open.
 async fn move_on(
     conn: &mut AsyncPgConnection,
+    url: &str,
     referral: &Referral,
     actor: Option<Uuid>,
     now: DateTime<Utc>,
     ended: Event,
 ) -> AppResult<()> {
-    if mode_of(referral) == Mode::Cascade && offer_next(conn, referral, now).await? {
+    if mode_of(referral) == Mode::Cascade
+        && let Some(next) = offer_next(conn, referral, now).await?
+    {
         transition(
             conn,
             referral,
@@ -787,6 +856,19 @@ async fn move_on(
             actor,
             now,
             Some("offered to the next colleague".into()),
+        )
+        .await?;
+        tell_new_offer(conn, url, referral, next, now).await?;
+        let message = "Your referral was not taken up by the colleague holding it, so it was offered to the next colleague on your list.".to_string();
+        tell(
+            conn,
+            url,
+            referral.sender_id,
+            "referral_moved_on",
+            referral.id,
+            message,
+            "Your referral moved to the next colleague",
+            now,
         )
         .await?;
         return Ok(());
@@ -801,7 +883,31 @@ async fn move_on(
         .get_result(conn)
         .await?;
     if still_open == 0 {
-        transition(conn, referral, ended, actor, now, None).await?;
+        let to = transition(conn, referral, ended, actor, now, None).await?;
+        let (kind, message, subject) = if to == Status::Expired {
+            (
+                "referral_expired",
+                "No colleague answered your referral in time and no one is left to offer it to. You can send it again to others.",
+                "Your referral expired",
+            )
+        } else {
+            (
+                "referral_declined",
+                "Every colleague you offered your referral to has declined it. You can send it again to others.",
+                "Your referral was declined",
+            )
+        };
+        tell(
+            conn,
+            url,
+            referral.sender_id,
+            kind,
+            referral.id,
+            message.to_string(),
+            subject,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -830,6 +936,7 @@ async fn decline_referral(
         ));
     }
     let now = state.clock.now();
+    let url = state.mailer.public_url.as_str();
     let mut conn = state.pool.get().await?;
     let view = conn
         .transaction::<_, AppError, _>(async |conn| {
@@ -856,7 +963,30 @@ async fn decline_referral(
                 Some(format!("declined: {}", input.reason.as_str())),
             )
             .await?;
-            move_on(conn, &referral, Some(auth.user_id), now, Event::DeclineLast).await?;
+            let message = format!(
+                "A colleague declined your referral ({}).",
+                input.reason.as_str().replace('_', " ")
+            );
+            tell(
+                conn,
+                url,
+                referral.sender_id,
+                "referral_declined_by_one",
+                id,
+                message,
+                "A colleague declined your referral",
+                now,
+            )
+            .await?;
+            move_on(
+                conn,
+                url,
+                &referral,
+                Some(auth.user_id),
+                now,
+                Event::DeclineLast,
+            )
+            .await?;
             audit::record(
                 conn,
                 now,
@@ -869,16 +999,15 @@ async fn decline_referral(
             view_of(conn, &referral, auth.user_id).await
         })
         .await?;
+    state.courier_wake.notify_one();
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// Closes offers whose deadline passed: a cascade moves on, a referral with
 /// no one left expires. Run by the referral worker; safe on several instances.
-pub async fn sweep_deadlines(
-    pool: &crate::db::DbPool,
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
-    let mut conn = pool.get().await?;
+pub async fn sweep_deadlines(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let url = state.mailer.public_url.as_str();
+    let mut conn = state.pool.get().await?;
     let due: Vec<(i64, Uuid)> = referral_offers::table
         .filter(
             referral_offers::state
@@ -908,23 +1037,67 @@ pub async fn sweep_deadlines(
                 .execute(conn)
                 .await?;
                 if expired == 1 && referral.status().is_open() {
-                    move_on(conn, &referral, None, now, Event::Expire).await?;
+                    move_on(conn, url, &referral, None, now, Event::Expire).await?;
                 }
                 Ok(expired)
             })
             .await?;
         moved += done;
     }
+    send_reminders(&mut conn, url, now).await?;
+    state.courier_wake.notify_one();
     Ok(moved)
 }
 
-/// The referral worker: deadlines every 30 seconds.
-pub async fn run_worker(pool: crate::db::DbPool, clock: crate::Clock) {
+/// Two hours before an offer's deadline, its holder is reminded once; 14
+/// days after acceptance with no appointment, the sender is asked to check in.
+async fn send_reminders(
+    conn: &mut AsyncPgConnection,
+    url: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let due: Vec<(i64, Uuid, Uuid)> = referral_offers::table
+            .filter(referral_offers::state.eq_any(OFFER_ACTIVE))
+            .filter(referral_offers::reminded_at.is_null())
+            .filter(referral_offers::deadline.le(now + chrono::Duration::hours(2)))
+            .select((referral_offers::id, referral_offers::referral_id, referral_offers::recipient_id))
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        for (offer, referral, recipient) in due {
+            diesel::update(referral_offers::table.find(offer)).set(referral_offers::reminded_at.eq(now)).execute(conn).await?;
+            let message = "A referral offered to you reaches its deadline within two hours. Please accept or decline so the client is not kept waiting.".to_string();
+            tell(conn, url, recipient, "offer_reminder", referral, message, "Reminder: a referral is waiting for your answer", now).await?;
+        }
+        let stale: Vec<(Uuid, Uuid)> = referrals::table
+            .filter(referrals::status.eq(Status::Accepted.as_str()))
+            .filter(referrals::checked_in_at.is_null())
+            .filter(referrals::updated_at.le(now - chrono::Duration::days(14)))
+            .select((referrals::id, referrals::sender_id))
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        for (referral, sender) in stale {
+            diesel::update(referrals::table.find(referral)).set(referrals::checked_in_at.eq(now)).execute(conn).await?;
+            let message = "Two weeks ago a colleague accepted your referral, and no first appointment has been recorded yet. You may want to check in with them.".to_string();
+            tell(conn, url, sender, "referral_check_in", referral, message, "Checking in on your referral", now).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// The referral worker: deadlines, reminders and check-ins every 30 seconds.
+pub async fn run_worker(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(error) = sweep_deadlines(&pool, clock.now()).await {
+        if let Err(error) = sweep_deadlines(&state, state.clock.now()).await {
             tracing::warn!(%error, "referral deadline sweep failed");
         }
     }
@@ -977,6 +1150,25 @@ async fn act(
             }
         }
         if event == Event::Withdraw {
+            for offer in offers
+                .iter()
+                .filter(|o| OFFER_ACTIVE.contains(&o.state.as_str()) || o.state == "accepted")
+            {
+                let message =
+                    "The sender withdrew a referral they had offered you; no action is needed."
+                        .to_string();
+                tell(
+                    conn,
+                    &state.mailer.public_url,
+                    offer.recipient_id,
+                    "referral_withdrawn",
+                    id,
+                    message,
+                    "A referral was withdrawn",
+                    now,
+                )
+                .await?;
+            }
             diesel::update(
                 referral_offers::table.filter(
                     referral_offers::referral_id

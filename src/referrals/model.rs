@@ -36,6 +36,7 @@ pub struct Referral {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i32,
+    pub checked_in_at: Option<DateTime<Utc>>,
 }
 
 impl Referral {
@@ -62,6 +63,8 @@ pub struct Offer {
     pub responded_at: Option<DateTime<Utc>>,
     pub reason: Option<String>,
     pub note: Option<String>,
+    #[serde(skip)]
+    pub reminded_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, ToSchema)]

@@ -205,6 +205,9 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/api/v1/referrals/{id}/schedule"),
         ("post", "/api/v1/referrals/{id}/complete"),
         ("get", "/api/v1/referrals/{id}/contact"),
+        ("get", "/api/v1/notifications"),
+        ("post", "/api/v1/notifications/{id}/read"),
+        ("post", "/api/v1/notifications/read-all"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];

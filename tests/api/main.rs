@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod errors;
 mod helpers;
+mod mail;
 mod migrations;
 mod profiles;
 mod referrals;

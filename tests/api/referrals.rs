@@ -224,7 +224,7 @@ async fn a_cascade_moves_on_after_a_decline_and_expires_when_no_one_is_left() {
     // Cara's 72 hours pass without an answer: nobody is left, so it expires.
     app.clock.advance(chrono::Duration::hours(73));
     assert_eq!(
-        kith::referrals::sweep_deadlines(&app.state.pool, app.clock.now())
+        kith::referrals::sweep_deadlines(&app.state, app.clock.now())
             .await
             .unwrap(),
         1
