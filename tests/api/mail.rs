@@ -24,7 +24,7 @@ impl SmtpServer {
         } else {
             "python3"
         };
-        let child = std::process::Command::new(python)
+        let mut child = std::process::Command::new(python)
             .args([
                 "-m",
                 "aiosmtpd",
@@ -47,6 +47,8 @@ impl SmtpServer {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("aiosmtpd did not start on port {port}");
     }
 
