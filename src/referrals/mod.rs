@@ -5,6 +5,7 @@
 //! every transition; client contact released only to the accepter.
 
 pub mod model;
+pub mod responsiveness;
 pub mod state;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -794,6 +795,8 @@ async fn accept_referral(
                 .set((referral_offers::state.eq("accepted"), referral_offers::responded_at.eq(now)))
                 .execute(conn)
                 .await?;
+            // Responsiveness changed: search ranks by it.
+            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
             diesel::update(
                 referral_offers::table.filter(
                     referral_offers::referral_id
@@ -805,9 +808,6 @@ async fn accept_referral(
             .set(referral_offers::state.eq("withdrawn"))
             .execute(conn)
             .await?;
-            if took_slot {
-                crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
-            }
             let message = format!(
                 "A colleague accepted your referral{}. They now have the client's contact details and will reach out.",
                 if onto == "waitlist" { " onto their waitlist" } else { "" }
@@ -953,6 +953,7 @@ async fn decline_referral(
                 ))
                 .execute(conn)
                 .await?;
+            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
             record_event(
                 conn,
                 id,
@@ -1008,18 +1009,22 @@ async fn decline_referral(
 pub async fn sweep_deadlines(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let url = state.mailer.public_url.as_str();
     let mut conn = state.pool.get().await?;
-    let due: Vec<(i64, Uuid)> = referral_offers::table
+    let due: Vec<(i64, Uuid, Uuid)> = referral_offers::table
         .filter(
             referral_offers::state
                 .eq_any(OFFER_ACTIVE)
                 .and(referral_offers::deadline.le(now)),
         )
-        .select((referral_offers::id, referral_offers::referral_id))
+        .select((
+            referral_offers::id,
+            referral_offers::referral_id,
+            referral_offers::recipient_id,
+        ))
         .limit(500)
         .load(&mut conn)
         .await?;
     let mut moved = 0;
-    for (offer, referral_id) in due {
+    for (offer, referral_id, recipient) in due {
         let done = conn
             .transaction::<_, AppError, _>(async |conn| {
                 let referral = lock(conn, referral_id).await?;
@@ -1036,8 +1041,17 @@ pub async fn sweep_deadlines(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
                 ))
                 .execute(conn)
                 .await?;
-                if expired == 1 && referral.status().is_open() {
-                    move_on(conn, url, &referral, None, now, Event::Expire).await?;
+                if expired == 1 {
+                    // A lapsed deadline counts against responsiveness, which search ranks by.
+                    crate::search::outbox::enqueue(conn, recipient, now).await?;
+                    let meta = RequestMeta::default();
+                    let event =
+                        audit::Event::new(None, "referral_offer_expired", "referral", referral_id)
+                            .detail(serde_json::json!({"recipient": recipient}));
+                    audit::record(conn, now, &meta, event).await?;
+                    if referral.status().is_open() {
+                        move_on(conn, url, &referral, None, now, Event::Expire).await?;
+                    }
                 }
                 Ok(expired)
             })

@@ -150,10 +150,24 @@ pub async fn load(
         .select((Profile::as_select(), users::display_name))
         .load(conn)
         .await?;
-    Ok(rows
+    let docs = rows
         .iter()
         .map(|(p, name)| ClinicianDoc::build(p, name, taxonomy, now))
-        .collect())
+        .collect();
+    with_responsiveness(conn, docs).await
+}
+
+/// Fills in each document's responsiveness from referral history.
+async fn with_responsiveness(
+    conn: &mut AsyncPgConnection,
+    mut docs: Vec<ClinicianDoc>,
+) -> QueryResult<Vec<ClinicianDoc>> {
+    let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
+    let history = crate::referrals::responsiveness::of(conn, &ids).await?;
+    for doc in &mut docs {
+        doc.responsiveness = crate::referrals::responsiveness::score(history.get(&doc.id));
+    }
+    Ok(docs)
 }
 
 /// Every searchable clinician, in pages (for `kith reindex`).
@@ -176,10 +190,11 @@ pub async fn load_all(
             .await?;
         let Some(last) = rows.last() else { break };
         after = last.0.user_id;
-        docs.extend(
-            rows.iter()
-                .map(|(p, name)| ClinicianDoc::build(p, name, taxonomy, now)),
-        );
+        let page = rows
+            .iter()
+            .map(|(p, name)| ClinicianDoc::build(p, name, taxonomy, now))
+            .collect();
+        docs.extend(with_responsiveness(conn, page).await?);
     }
     Ok(docs)
 }

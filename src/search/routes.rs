@@ -223,6 +223,7 @@ async fn hydrate(
         .select((Profile::as_select(), users::display_name))
         .load(&mut conn)
         .await?;
+    let mut history = crate::referrals::responsiveness::of(&mut conn, &ids).await?;
     let mut by_id: HashMap<Uuid, (Profile, String)> =
         rows.into_iter().map(|r| (r.0.user_id, r)).collect();
     let now = state.clock.now();
@@ -251,10 +252,10 @@ async fn hydrate(
                 waitlist: Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None),
                 capacity_freshness: CapacityFreshness::of(p.capacity_confirmed_at, now),
                 distance_km: r.distance_km.map(|d| (d * 10.0).round() / 10.0),
-                responsiveness: Responsiveness {
+                responsiveness: history.remove(&r.id).unwrap_or(Responsiveness {
                     median_response_hours: None,
                     acceptance_rate: None,
-                },
+                }),
                 highlights,
                 matched_terms: matched,
                 credentials: p.credentials,
@@ -476,7 +477,19 @@ fn why(
         (_, true) => "Telehealth".to_string(),
         _ => "Location not given".to_string(),
     });
-    reasons.push("No referral history yet".to_string());
+    reasons.push(
+        match (
+            hit.responsiveness.median_response_hours,
+            hit.responsiveness.acceptance_rate,
+        ) {
+            (Some(hours), Some(rate)) => format!(
+                "Usually answers within {hours:.0} h; accepts {:.0}% of referrals",
+                rate * 100.0
+            ),
+            (None, Some(rate)) => format!("Accepts {:.0}% of referrals", rate * 100.0),
+            _ => "No referral history yet".to_string(),
+        },
+    );
     (matched, reasons)
 }
 

@@ -387,3 +387,63 @@ async fn a_bad_referral_is_refused_with_the_field_named() {
         .await
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn how_colleagues_answer_shows_in_search_and_ranks_the_responsive_first() {
+    let app = TestApp::spawn().await;
+    let ana = colleague(&app, "Ana", 0).await;
+    let ben = colleague(&app, "Ben", 3).await;
+    let cara = colleague(&app, "Cara", 3).await;
+    let to_ben = ana
+        .post("/api/v1/referrals", referral("direct", &[&ben]))
+        .await;
+    let to_ben = to_ben.assert(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ben.post(&format!("/api/v1/referrals/{to_ben}/accept"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    let to_cara = ana
+        .post("/api/v1/referrals", referral("direct", &[&cara]))
+        .await;
+    let to_cara = to_cara.assert(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.clock.advance(chrono::Duration::hours(10));
+    let cara = app.sign_in(&cara.email).await;
+    cara.post(
+        &format!("/api/v1/referrals/{to_cara}/decline"),
+        json!({"reason": "not_a_fit"}),
+    )
+    .await
+    .assert(StatusCode::OK);
+
+    let ana = app.sign_in(&ana.email).await;
+    let ranked = async || {
+        let found = ana
+            .get("/api/v1/search/clinicians?specialty=anxiety&accepting=true")
+            .await;
+        let hits = found.assert(StatusCode::OK)["hits"]
+            .as_array()
+            .unwrap()
+            .clone();
+        hits.iter()
+            .filter(|h| h["display_name"] != "Ana")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    app.eventually(
+        "Ben ranks first for answering fast and accepting",
+        async || {
+            let hits = ranked().await;
+            hits.len() == 2 && hits[0]["display_name"] == "Ben"
+        },
+    )
+    .await;
+    let hits = ranked().await;
+    assert_eq!(hits[0]["responsiveness"]["acceptance_rate"], 1.0);
+    assert_eq!(hits[1]["responsiveness"]["acceptance_rate"], 0.0);
+    assert_eq!(hits[1]["responsiveness"]["median_response_hours"], 10.0);
+}
