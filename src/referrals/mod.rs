@@ -393,8 +393,39 @@ async fn create_referral(
         Mode::Cascade => 20,
         Mode::Broadcast => 10,
     };
+    let mut wanted = input.recipients.clone();
+    if input.mode == Mode::Cascade && wanted.is_empty() {
+        // No list given: the match shortlist, best first.
+        let p = &input.packet;
+        let request = crate::search::MatchRequest {
+            concerns: p.concerns.clone(),
+            age_band: Some(p.age_band),
+            state: p.state.clone(),
+            insurance: p.insurance.clone(),
+            language: p.language.clone(),
+            modality: p.modality.clone(),
+            telehealth_ok: p.telehealth_ok,
+            location: p.location.map(|l| crate::search::MatchLocation {
+                lat: l.lat,
+                lng: l.lng,
+            }),
+            radius_km: None,
+            limit: Some(10),
+        };
+        wanted = crate::search::ranked_candidates(&state, auth.user_id, &request)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        if wanted.is_empty() {
+            return Err(AppError::invalid_field(
+                "recipients",
+                "No colleague matches this client right now; widen the packet or name colleagues.",
+            ));
+        }
+    }
     let mut recipients = Vec::new();
-    for r in &input.recipients {
+    for r in &wanted {
         if !recipients.contains(r) {
             recipients.push(*r);
         }

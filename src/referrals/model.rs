@@ -188,7 +188,9 @@ pub struct ContactInput {
 #[serde(deny_unknown_fields)]
 pub struct NewReferral {
     pub mode: Mode,
-    /// direct: exactly one; cascade: 1 to 20 in order; broadcast: 1 to 10.
+    /// direct: exactly one; cascade: 1 to 20 in order (leave empty to use
+    /// the match shortlist); broadcast: 1 to 10.
+    #[serde(default)]
     pub recipients: Vec<Uuid>,
     pub packet: Packet,
     pub contact: ContactInput,

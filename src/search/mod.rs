@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 pub use document::ClinicianDoc;
 pub use query::SearchQuery;
-pub use routes::{AgeBand, routes};
+pub use routes::{AgeBand, Location as MatchLocation, MatchRequest, ranked_candidates, routes};
 
 /// What went wrong inside an engine. A route turns any of these into a 503.
 #[derive(Debug, thiserror::Error)]

@@ -506,6 +506,57 @@ async fn shortlist(
     body: ApiJson<MatchRequest>,
 ) -> AppResult<HttpResponse> {
     let request = body.0;
+    let ranked = ranked_candidates(&state, auth.user_id, &request).await?;
+    let hits = hydrate(&state, &ranked, &words("")).await?;
+    let now = state.clock.now();
+    let candidates = hits
+        .into_iter()
+        .map(|hit| {
+            let (matched_concerns, why) = why(&state, &request, &hit, now);
+            Candidate {
+                clinician: hit,
+                matched_concerns,
+                why,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(MatchResponse { candidates }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlighting_marks_exact_prefix_and_typo_matches_and_escapes_the_rest() {
+        let config = SearchConfig::load().unwrap();
+        let query = vec![
+            "depresion".to_string(),
+            "cbt".to_string(),
+            "teen".to_string(),
+        ];
+        let mut matched = Vec::new();
+        let out = Highlighter::new(&config, &query).highlight(
+            "Depression & <CBT> for teenagers, not adults.",
+            &mut matched,
+        );
+        assert_eq!(
+            out,
+            "<em>Depression</em> &amp; &lt;<em>CBT</em>&gt; for <em>teenagers</em>, not adults."
+        );
+        assert_eq!(matched, vec!["depression", "cbt", "teenagers"]);
+        let none = Highlighter::new(&config, &[]).highlight("<b>", &mut Vec::new());
+        assert_eq!(none, "&lt;b&gt;");
+    }
+}
+
+/// The ranked shortlist for a de-identified client (used by `POST /match` and
+/// by cascades sent without a list): those who treat every concern first.
+pub async fn ranked_candidates(
+    state: &AppState,
+    asker: Uuid,
+    request: &MatchRequest,
+) -> AppResult<Vec<RankedId>> {
     if request.concerns.is_empty() || request.concerns.len() > 10 {
         return Err(AppError::invalid_field(
             "concerns",
@@ -574,7 +625,7 @@ async fn shortlist(
         verified_only: true,
         telehealth: (near.is_none()).then_some(true),
         near,
-        exclude: vec![auth.user_id],
+        exclude: vec![asker],
         per_page: limit,
         ..SearchQuery::default()
     };
@@ -603,45 +654,5 @@ async fn shortlist(
             .map_err(unavailable)?;
         ranked.extend(partial.hits);
     }
-    let hits = hydrate(&state, &ranked, &words("")).await?;
-    let now = state.clock.now();
-    let candidates = hits
-        .into_iter()
-        .map(|hit| {
-            let (matched_concerns, why) = why(&state, &request, &hit, now);
-            Candidate {
-                clinician: hit,
-                matched_concerns,
-                why,
-            }
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(MatchResponse { candidates }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn highlighting_marks_exact_prefix_and_typo_matches_and_escapes_the_rest() {
-        let config = SearchConfig::load().unwrap();
-        let query = vec![
-            "depresion".to_string(),
-            "cbt".to_string(),
-            "teen".to_string(),
-        ];
-        let mut matched = Vec::new();
-        let out = Highlighter::new(&config, &query).highlight(
-            "Depression & <CBT> for teenagers, not adults.",
-            &mut matched,
-        );
-        assert_eq!(
-            out,
-            "<em>Depression</em> &amp; &lt;<em>CBT</em>&gt; for <em>teenagers</em>, not adults."
-        );
-        assert_eq!(matched, vec!["depression", "cbt", "teenagers"]);
-        let none = Highlighter::new(&config, &[]).highlight("<b>", &mut Vec::new());
-        assert_eq!(none, "&lt;b&gt;");
-    }
+    Ok(ranked)
 }

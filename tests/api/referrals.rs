@@ -12,7 +12,7 @@ async fn colleague(app: &TestApp, name: &str, slots: i64) -> Clinician {
     person
         .put(
             "/api/v1/profiles/me",
-            json!({"version": 1, "license_states": ["NY"], "specialties": ["anxiety"], "accepting_referrals": true, "telehealth": true}),
+            json!({"version": 1, "license_states": ["NY"], "specialties": ["anxiety"], "populations": ["adults"], "insurance": ["aetna"], "accepting_referrals": true, "telehealth": true}),
         )
         .await
         .assert(StatusCode::OK);
@@ -446,4 +446,50 @@ async fn how_colleagues_answer_shows_in_search_and_ranks_the_responsive_first() 
     assert_eq!(hits[0]["responsiveness"]["acceptance_rate"], 1.0);
     assert_eq!(hits[1]["responsiveness"]["acceptance_rate"], 0.0);
     assert_eq!(hits[1]["responsiveness"]["median_response_hours"], 10.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_without_a_list_follows_the_match_shortlist() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("Avery").await;
+    let ana = colleague(&app, "Ana", 0).await;
+    let open = colleague(&app, "Open", 3).await;
+    let waiting = colleague(&app, "Waiting", 0).await;
+    waiting
+        .set_capacity(json!({"waitlist": "medium"}))
+        .await
+        .assert(StatusCode::OK);
+    let unverified = colleague(&app, "Unverified", 5).await;
+    for person in [&ana, &open, &waiting] {
+        admin
+            .put(
+                &format!("/api/v1/admin/users/{}/verification", person.id),
+                json!({"verified": true}),
+            )
+            .await
+            .assert(StatusCode::OK);
+    }
+    app.eventually("all indexed", async || {
+        admin
+            .get("/api/v1/search/clinicians?specialty=anxiety&verified=true")
+            .await
+            .body["total"]
+            == 3
+    })
+    .await;
+    let mut body = referral("cascade", &[]);
+    body["recipients"] = json!([]);
+    let sent = ana.post("/api/v1/referrals", body).await;
+    let sent = sent.assert(StatusCode::CREATED);
+    let order: Vec<String> = sent["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["recipient_id"].as_str().unwrap().to_string())
+        .collect();
+    // Open slots first, then the waitlist; never the sender, never the unverified.
+    assert_eq!(order, [open.id.to_string(), waiting.id.to_string()]);
+    assert!(!order.contains(&unverified.id.to_string()));
+    assert_eq!(sent["offers"][0]["state"], "offered");
+    assert_eq!(sent["offers"][1]["state"], "queued");
 }
