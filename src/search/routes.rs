@@ -523,33 +523,6 @@ async fn shortlist(
     Ok(HttpResponse::Ok().json(MatchResponse { candidates }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn highlighting_marks_exact_prefix_and_typo_matches_and_escapes_the_rest() {
-        let config = SearchConfig::load().unwrap();
-        let query = vec![
-            "depresion".to_string(),
-            "cbt".to_string(),
-            "teen".to_string(),
-        ];
-        let mut matched = Vec::new();
-        let out = Highlighter::new(&config, &query).highlight(
-            "Depression & <CBT> for teenagers, not adults.",
-            &mut matched,
-        );
-        assert_eq!(
-            out,
-            "<em>Depression</em> &amp; &lt;<em>CBT</em>&gt; for <em>teenagers</em>, not adults."
-        );
-        assert_eq!(matched, vec!["depression", "cbt", "teenagers"]);
-        let none = Highlighter::new(&config, &[]).highlight("<b>", &mut Vec::new());
-        assert_eq!(none, "&lt;b&gt;");
-    }
-}
-
 /// The ranked shortlist for a de-identified client (used by `POST /match` and
 /// by cascades sent without a list): those who treat every concern first.
 pub async fn ranked_candidates(
@@ -655,4 +628,31 @@ pub async fn ranked_candidates(
         ranked.extend(partial.hits);
     }
     Ok(ranked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlighting_marks_exact_prefix_and_typo_matches_and_escapes_the_rest() {
+        let config = SearchConfig::load().unwrap();
+        let query = vec![
+            "depresion".to_string(),
+            "cbt".to_string(),
+            "teen".to_string(),
+        ];
+        let mut matched = Vec::new();
+        let out = Highlighter::new(&config, &query).highlight(
+            "Depression & <CBT> for teenagers, not adults.",
+            &mut matched,
+        );
+        assert_eq!(
+            out,
+            "<em>Depression</em> &amp; &lt;<em>CBT</em>&gt; for <em>teenagers</em>, not adults."
+        );
+        assert_eq!(matched, vec!["depression", "cbt", "teenagers"]);
+        let none = Highlighter::new(&config, &[]).highlight("<b>", &mut Vec::new());
+        assert_eq!(none, "&lt;b&gt;");
+    }
 }
