@@ -42,7 +42,8 @@ CREATE TABLE referral_offers (
     note text CHECK (length(note) <= 2000),
     UNIQUE (referral_id, recipient_id)
 );
-CREATE INDEX referral_offers_recipient_idx ON referral_offers (recipient_id, referral_id);
+-- The inbox: a colleague's offers, newest first, read 20 at a time.
+CREATE INDEX referral_offers_inbox_idx ON referral_offers (recipient_id, offered_at DESC, id DESC);
 CREATE INDEX referral_offers_due_idx ON referral_offers (deadline) WHERE state IN ('offered', 'received');
 
 CREATE TABLE referral_events (

@@ -107,23 +107,32 @@ pub async fn tell(
         .execute(conn)
         .await?;
     if let Some(subject) = notice.email_subject {
-        let (email, name): (String, String) = users::table
-            .find(user)
-            .select((users::email, users::display_name))
-            .first(conn)
-            .await?;
+        use diesel::sql_types::{Text, Timestamptz};
         let link = notice
             .referral
             .map(|id| format!("\n\nOpen it in Kith: {public_url}/#/referrals/{id}\n"))
             .unwrap_or_default();
-        let body = format!("Hello {name},\n\n{}{link}\n— Kith\n", notice.message);
+        let rest = format!(",\n\n{}{link}\n— Kith\n", notice.message);
+        // One statement: the address and greeting come from the account.
         diesel::insert_into(email_outbox::table)
-            .values((
-                email_outbox::to_address.eq(email),
-                email_outbox::subject.eq(subject),
-                email_outbox::body.eq(body),
-                email_outbox::enqueued_at.eq(now),
-                email_outbox::next_attempt_at.eq(now),
+            .values(
+                users::table.filter(users::id.eq(user)).select((
+                    users::email,
+                    subject.into_sql::<Text>(),
+                    "Hello "
+                        .into_sql::<Text>()
+                        .concat(users::display_name)
+                        .concat(rest.into_sql::<Text>()),
+                    now.into_sql::<Timestamptz>(),
+                    now.into_sql::<Timestamptz>(),
+                )),
+            )
+            .into_columns((
+                email_outbox::to_address,
+                email_outbox::subject,
+                email_outbox::body,
+                email_outbox::enqueued_at,
+                email_outbox::next_attempt_at,
             ))
             .execute(conn)
             .await?;

@@ -264,8 +264,27 @@ async fn view_of(
     viewer: Uuid,
 ) -> AppResult<ReferralView> {
     let offers = offers_of(conn, referral.id).await?;
+    if referral.sender_id != viewer && visible_offer(&offers, viewer).is_none() {
+        return Err(not_found());
+    }
+    let timeline: Vec<TimelineEvent> = referral_events::table
+        .filter(referral_events::referral_id.eq(referral.id))
+        .order(referral_events::id)
+        .select(TimelineEvent::as_select())
+        .load(conn)
+        .await?;
+    build_view(referral, &offers, &timeline, viewer)
+}
+
+/// What `viewer` may see of a referral: the sender every offer, a colleague their own.
+fn build_view(
+    referral: &Referral,
+    offers: &[Offer],
+    timeline: &[TimelineEvent],
+    viewer: Uuid,
+) -> AppResult<ReferralView> {
     let is_sender = referral.sender_id == viewer;
-    let mine = visible_offer(&offers, viewer);
+    let mine = visible_offer(offers, viewer);
     if !is_sender && mine.is_none() {
         return Err(not_found());
     }
@@ -283,12 +302,6 @@ async fn view_of(
     } else {
         mine.and_then(|o| o.deadline)
     };
-    let timeline: Vec<TimelineEvent> = referral_events::table
-        .filter(referral_events::referral_id.eq(referral.id))
-        .order(referral_events::id)
-        .select(TimelineEvent::as_select())
-        .load(conn)
-        .await?;
     Ok(ReferralView {
         id: referral.id,
         sender_id: referral.sender_id,
@@ -559,27 +572,42 @@ async fn create_referral(
                 .execute(conn)
                 .await?;
             let deadline = now + p.urgency.response_time();
-            for (rank, recipient) in recipients.iter().enumerate() {
-                let offered_now = input.mode != Mode::Cascade || rank == 0;
-                diesel::insert_into(referral_offers::table)
-                    .values((
+            let rows: Vec<_> = recipients
+                .iter()
+                .enumerate()
+                .map(|(rank, recipient)| {
+                    let offered_now = input.mode != Mode::Cascade || rank == 0;
+                    (
                         referral_offers::referral_id.eq(referral.id),
-                        referral_offers::recipient_id.eq(recipient),
+                        referral_offers::recipient_id.eq(*recipient),
                         referral_offers::rank.eq(rank as i32),
                         referral_offers::state.eq(if offered_now { "offered" } else { "queued" }),
                         referral_offers::offered_at.eq(offered_now.then_some(now)),
                         referral_offers::deadline.eq(offered_now.then_some(deadline)),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
-            record_event(conn, referral.id, Some(auth.user_id), None, Status::Requested, now, None).await?;
-            let offered_now = if input.mode == Mode::Cascade { &recipients[..1] } else { &recipients[..] };
-            for recipient in offered_now {
-                tell_new_offer(conn, &state.mailer.public_url, &referral, *recipient, now).await?;
+                    )
+                })
+                .collect();
+            let offers: Vec<Offer> = diesel::insert_into(referral_offers::table)
+                .values(rows)
+                .returning(Offer::as_returning())
+                .get_results(conn)
+                .await?;
+            let created: TimelineEvent = diesel::insert_into(referral_events::table)
+                .values((
+                    referral_events::referral_id.eq(referral.id),
+                    referral_events::actor_id.eq(auth.user_id),
+                    referral_events::to_status.eq(Status::Requested.as_str()),
+                    referral_events::at.eq(now),
+                ))
+                .returning(TimelineEvent::as_returning())
+                .get_result(conn)
+                .await?;
+            for offer in offers.iter().filter(|o| o.state == "offered") {
+                tell_new_offer(conn, &state.mailer.public_url, &referral, offer.recipient_id, now).await?;
             }
             audit::record(conn, now, &meta, audit::Event::new(Some(auth.user_id), "referral_sent", "referral", referral.id)).await?;
-            view_of(conn, &referral, auth.user_id).await
+            // Built from what was just written: no need to read it back.
+            build_view(&referral, &offers, &[created], auth.user_id)
         })
         .await?;
     state.courier_wake.notify_one();
@@ -673,28 +701,46 @@ async fn list_referral(
                 .collect()
         }
         "inbox" => {
-            let mut q = referrals::table
-                .inner_join(referral_offers::table)
-                .filter(
-                    referral_offers::recipient_id
-                        .eq(auth.user_id)
-                        .and(referral_offers::state.ne("queued")),
-                )
-                .into_boxed();
-            if let Some(s) = status {
-                q = q.filter(referrals::status.eq(s.as_str()));
-            }
-            q.order(referrals::created_at.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-                .select((
-                    Referral::as_select(),
-                    referral_offers::state,
-                    referral_offers::deadline,
-                ))
-                .load::<(Referral, String, Option<DateTime<Utc>>)>(&mut conn)
-                .await?
-                .into_iter()
+            // Static queries (prepared once), each a plain index walk: a busy inbox reads
+            // 20 rows, not all. (One query with an optional status would hide its
+            // selectivity from the planner.)
+            let mine = referral_offers::recipient_id
+                .eq(auth.user_id)
+                .and(referral_offers::offered_at.is_not_null());
+            let newest = (
+                referral_offers::offered_at.desc(),
+                referral_offers::id.desc(),
+            );
+            let columns = (
+                Referral::as_select(),
+                referral_offers::state,
+                referral_offers::deadline,
+            );
+            let rows: Vec<(Referral, String, Option<DateTime<Utc>>)> = match status {
+                Some(s) => {
+                    referral_offers::table
+                        .inner_join(referrals::table)
+                        .filter(mine.and(referrals::status.eq(s.as_str())))
+                        .order(newest)
+                        .limit(per_page)
+                        .offset((page - 1) * per_page)
+                        .select(columns)
+                        .load(&mut conn)
+                        .await?
+                }
+                None => {
+                    referral_offers::table
+                        .inner_join(referrals::table)
+                        .filter(mine)
+                        .order(newest)
+                        .limit(per_page)
+                        .offset((page - 1) * per_page)
+                        .select(columns)
+                        .load(&mut conn)
+                        .await?
+                }
+            };
+            rows.into_iter()
                 .map(|(r, offer_state, deadline)| summarize(&r, Some((offer_state, deadline))))
                 .collect()
         }

@@ -451,13 +451,7 @@ impl EmbeddedEngine {
                 IndexRecordOption::Basic,
             ))));
         }
-        for (name, value) in [
-            ("telehealth", q.telehealth),
-            ("in_person", q.in_person),
-            ("accepting_referrals", q.accepting),
-            ("sliding_scale", q.sliding_scale),
-            ("verified", q.verified_only.then_some(true)),
-        ] {
+        for (name, value) in q.flag_filters() {
             if let Some(value) = value {
                 let t = Term::from_field_u64(fields.flags[name], u64::from(value));
                 clauses.push(filter(Box::new(TermQuery::new(

@@ -70,13 +70,7 @@ pub fn filter(q: &SearchQuery) -> Option<String> {
     if let Some(state) = &q.licensed_in {
         parts.push(format!("license_states = {}", quote(state)));
     }
-    for (attribute, value) in [
-        ("telehealth", q.telehealth),
-        ("in_person", q.in_person),
-        ("accepting_referrals", q.accepting),
-        ("sliding_scale", q.sliding_scale),
-        ("verified", q.verified_only.then_some(true)),
-    ] {
+    for (attribute, value) in q.flag_filters() {
         if let Some(value) = value {
             parts.push(format!("{attribute} = {value}"));
         }

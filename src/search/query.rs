@@ -86,6 +86,17 @@ impl SearchQuery {
         (self.page.saturating_sub(1) as usize) * self.per_page as usize
     }
 
+    /// The yes/no filters, by document attribute, as both engines apply them.
+    pub fn flag_filters(&self) -> [(&'static str, Option<bool>); 5] {
+        [
+            ("telehealth", self.telehealth),
+            ("in_person", self.in_person),
+            ("accepting_referrals", self.accepting),
+            ("sliding_scale", self.sliding_scale),
+            ("verified", self.verified_only.then_some(true)),
+        ]
+    }
+
     /// The words of the text query as both engines tokenize them.
     pub fn words(&self) -> Vec<String> {
         self.text.as_deref().map(words).unwrap_or_default()
