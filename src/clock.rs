@@ -6,7 +6,7 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
 };
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -18,8 +18,11 @@ impl Clock {
         Self::default()
     }
 
+    /// Now, to the microsecond: PostgreSQL's precision, so a time in a reply
+    /// equals the one stored.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::microseconds(self.offset_micros.load(Ordering::Relaxed))
+        (Utc::now() + Duration::microseconds(self.offset_micros.load(Ordering::Relaxed)))
+            .trunc_subsecs(6)
     }
 
     /// Moves this clock (and every clone of it) forward.

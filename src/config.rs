@@ -30,6 +30,24 @@ impl Default for LoginLimits {
     }
 }
 
+/// How long each colleague has to answer a referral, by urgency.
+#[derive(Clone, Debug)]
+pub struct ResponseHours {
+    pub urgent: i64,
+    pub soon: i64,
+    pub routine: i64,
+}
+
+impl Default for ResponseHours {
+    fn default() -> Self {
+        Self {
+            urgent: 4,
+            soon: 24,
+            routine: 72,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: SecretString,
@@ -55,6 +73,7 @@ pub struct Settings {
     /// A sign-in ends this long after it started, however active.
     pub session_max_ttl: Duration,
     pub login_limits: LoginLimits,
+    pub response_hours: ResponseHours,
     /// Directory with the web client; served at `/` when present.
     pub web_dir: PathBuf,
     /// Run background workers (audit sealer, later outboxes) in this process.
@@ -118,6 +137,24 @@ impl Settings {
             None => load_or_create_jwt_secret(&data_dir)?,
         };
         let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let response_hours = ResponseHours {
+            urgent: parse_var("KITH_RESPONSE_HOURS_URGENT", 4)?,
+            soon: parse_var("KITH_RESPONSE_HOURS_SOON", 24)?,
+            routine: parse_var("KITH_RESPONSE_HOURS_ROUTINE", 72)?,
+        };
+        if [
+            response_hours.urgent,
+            response_hours.soon,
+            response_hours.routine,
+        ]
+        .iter()
+        .any(|h| !(1..=24 * 30).contains(h))
+        {
+            return Err(ConfigError::Invalid {
+                name: "KITH_RESPONSE_HOURS_*",
+                reason: "each must be from 1 to 720 hours".into(),
+            });
+        }
         Ok(Self {
             database_url: SecretString::from(
                 var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -142,6 +179,7 @@ impl Settings {
             ),
             session_max_ttl: Duration::from_secs(12 * 60 * 60),
             login_limits: LoginLimits::default(),
+            response_hours,
             run_workers: parse_var("KITH_RUN_WORKERS", true)?,
         })
     }
@@ -166,6 +204,7 @@ impl Settings {
             refresh_idle_ttl: Duration::from_secs(30 * 60),
             session_max_ttl: Duration::from_secs(12 * 60 * 60),
             login_limits: LoginLimits::default(),
+            response_hours: ResponseHours::default(),
             web_dir: PathBuf::from("web"),
             run_workers: true,
         }

@@ -6,6 +6,8 @@ CREATE TABLE referrals (
     mode text NOT NULL CHECK (mode IN ('direct', 'cascade', 'broadcast')),
     status text NOT NULL CHECK (status IN ('requested', 'received', 'accepted', 'declined', 'scheduled', 'completed', 'withdrawn', 'expired')),
     urgency text NOT NULL CHECK (urgency IN ('routine', 'soon', 'urgent')),
+    -- How long each colleague has to answer, fixed when the referral is sent.
+    response_minutes integer NOT NULL CHECK (response_minutes > 0),
     age_band text NOT NULL,
     client_state text NOT NULL CHECK (client_state ~ '^[A-Z]{2}$'),
     concerns text[] NOT NULL CHECK (cardinality(concerns) BETWEEN 1 AND 10),

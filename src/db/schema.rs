@@ -144,6 +144,7 @@ diesel::table! {
         mode -> Text,
         status -> Text,
         urgency -> Text,
+        response_minutes -> Int4,
         age_band -> Text,
         client_state -> Text,
         concerns -> Array<Text>,

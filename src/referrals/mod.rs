@@ -139,7 +139,6 @@ async fn offer_next(
     referral: &Referral,
     now: DateTime<Utc>,
 ) -> AppResult<Option<Uuid>> {
-    let urgency = urgency_of(referral);
     let next: Option<(i64, Uuid)> = referral_offers::table
         .filter(
             referral_offers::referral_id
@@ -158,7 +157,8 @@ async fn offer_next(
         .set((
             referral_offers::state.eq("offered"),
             referral_offers::offered_at.eq(now),
-            referral_offers::deadline.eq(now + urgency.response_time()),
+            referral_offers::deadline
+                .eq(now + chrono::Duration::minutes(i64::from(referral.response_minutes))),
         ))
         .execute(conn)
         .await?;
@@ -195,7 +195,7 @@ async fn tell_new_offer(
     recipient: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let deadline = now + urgency_of(referral).response_time();
+    let deadline = now + chrono::Duration::minutes(i64::from(referral.response_minutes));
     let message = format!(
         "A colleague has offered you a referral ({} urgency, {} concern(s), client in {}). Please accept or decline by {} UTC.",
         referral.urgency,
@@ -526,6 +526,7 @@ async fn create_referral(
                 mode: input.mode.as_str().into(),
                 status: Status::Requested.as_str().into(),
                 urgency: p.urgency.as_str().into(),
+                response_minutes: i32::try_from(p.urgency.response_time(&state.settings.response_hours).num_minutes()).unwrap_or(i32::MAX),
                 age_band: serde_json::to_value(p.age_band).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 client_state: client_state.clone(),
                 concerns: p.concerns.clone(),
@@ -571,7 +572,7 @@ async fn create_referral(
                 })
                 .execute(conn)
                 .await?;
-            let deadline = now + p.urgency.response_time();
+            let deadline = now + chrono::Duration::minutes(i64::from(referral.response_minutes));
             let rows: Vec<_> = recipients
                 .iter()
                 .enumerate()

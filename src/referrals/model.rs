@@ -18,6 +18,7 @@ pub struct Referral {
     pub mode: String,
     pub status: String,
     pub urgency: String,
+    pub response_minutes: i32,
     pub age_band: String,
     pub client_state: String,
     pub concerns: Vec<String>,
@@ -132,12 +133,12 @@ impl Urgency {
         }
     }
 
-    /// How long each colleague has to answer: urgent 4 h, soon 24 h, routine 72 h.
-    pub fn response_time(self) -> chrono::Duration {
+    /// How long each colleague has to answer (by default urgent 4 h, soon 24 h, routine 72 h).
+    pub fn response_time(self, hours: &crate::config::ResponseHours) -> chrono::Duration {
         chrono::Duration::hours(match self {
-            Urgency::Urgent => 4,
-            Urgency::Soon => 24,
-            Urgency::Routine => 72,
+            Urgency::Urgent => hours.urgent,
+            Urgency::Soon => hours.soon,
+            Urgency::Routine => hours.routine,
         })
     }
 }

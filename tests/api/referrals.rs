@@ -493,3 +493,19 @@ async fn a_cascade_without_a_list_follows_the_match_shortlist() {
     assert_eq!(sent["offers"][0]["state"], "offered");
     assert_eq!(sent["offers"][1]["state"], "queued");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_deadlines_follow_the_configured_hours() {
+    let app = TestApp::spawn_with(|s| s.response_hours.routine = 10).await;
+    let ana = colleague(&app, "Ana", 0).await;
+    let ben = colleague(&app, "Ben", 1).await;
+    let sent = ana
+        .post("/api/v1/referrals", referral("direct", &[&ben]))
+        .await;
+    let sent = sent.assert(StatusCode::CREATED);
+    let created: chrono::DateTime<chrono::Utc> =
+        sent["created_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        sent["deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(deadline - created, chrono::Duration::hours(10));
+}
