@@ -59,7 +59,10 @@ async fn seeding_is_deterministic_realistic_and_idempotent() {
                 "{slugs:?}"
             );
         }
-        assert!(p.latitude.is_some() && p.telehealth || p.in_person);
+        assert!(
+            p.latitude.is_some() && (p.telehealth || p.in_person),
+            "every clinician has a place and a way to be seen"
+        );
     }
     let freshness: Vec<_> = rows
         .iter()
