@@ -864,28 +864,43 @@ async fn accept_referral(
                 ));
             }
             let onto = if took_slot { "slot" } else { "waitlist" };
-            transition(conn, &referral, Event::Accept, Some(auth.user_id), now, Some(format!("accepted onto {onto}"))).await?;
-            diesel::update(referrals::table.find(id))
-                .set((referrals::accepted_by.eq(auth.user_id), referrals::accepted_onto.eq(onto)))
+            // Status, accepter and place in one guarded UPDATE (the status must still be open).
+            let from = referral.status();
+            let to = state::next(from, Event::Accept)?;
+            let updated = diesel::update(referrals::table.filter(referrals::id.eq(id).and(referrals::status.eq(from.as_str()))))
+                .set((
+                    referrals::status.eq(to.as_str()),
+                    referrals::accepted_by.eq(auth.user_id),
+                    referrals::accepted_onto.eq(onto),
+                    referrals::updated_at.eq(now),
+                    referrals::version.eq(referrals::version + 1),
+                ))
                 .execute(conn)
                 .await?;
+            if updated == 0 {
+                return Err(AppError::conflict("concurrent_update", "This referral changed at the same moment. Reload it."));
+            }
+            record_event(conn, id, Some(auth.user_id), Some(from), to, now, Some(format!("accepted onto {onto}"))).await?;
             diesel::update(referral_offers::table.find(offer))
                 .set((referral_offers::state.eq("accepted"), referral_offers::responded_at.eq(now)))
                 .execute(conn)
                 .await?;
             // Responsiveness changed: search ranks by it.
             crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
-            diesel::update(
-                referral_offers::table.filter(
-                    referral_offers::referral_id
-                        .eq(id)
-                        .and(referral_offers::id.ne(offer))
-                        .and(referral_offers::state.eq_any(["offered", "received", "queued"])),
-                ),
-            )
-            .set(referral_offers::state.eq("withdrawn"))
-            .execute(conn)
-            .await?;
+            let others_open = offers.iter().any(|o| o.id != offer && matches!(o.state.as_str(), "offered" | "received" | "queued"));
+            if others_open {
+                diesel::update(
+                    referral_offers::table.filter(
+                        referral_offers::referral_id
+                            .eq(id)
+                            .and(referral_offers::id.ne(offer))
+                            .and(referral_offers::state.eq_any(["offered", "received", "queued"])),
+                    ),
+                )
+                .set(referral_offers::state.eq("withdrawn"))
+                .execute(conn)
+                .await?;
+            }
             let message = format!(
                 "A colleague accepted your referral{}. They now have the client's contact details and will reach out.",
                 if onto == "waitlist" { " onto their waitlist" } else { "" }
@@ -898,8 +913,34 @@ async fn accept_referral(
                 audit::Event::new(Some(auth.user_id), "referral_accepted", "referral", id).detail(serde_json::json!({"onto": onto})),
             )
             .await?;
-            let referral = lock(conn, id).await?;
-            view_of(conn, &referral, auth.user_id).await
+            // The reply from what is known: only the timeline is read back.
+            let accepted = Referral {
+                status: to.as_str().into(),
+                accepted_by: Some(auth.user_id),
+                accepted_onto: Some(onto.into()),
+                updated_at: now,
+                version: referral.version + 1,
+                ..referral
+            };
+            let offers: Vec<Offer> = offers
+                .into_iter()
+                .map(|o| {
+                    if o.id == offer {
+                        Offer { state: "accepted".into(), responded_at: Some(now), ..o }
+                    } else if matches!(o.state.as_str(), "offered" | "received" | "queued") {
+                        Offer { state: "withdrawn".into(), ..o }
+                    } else {
+                        o
+                    }
+                })
+                .collect();
+            let timeline: Vec<TimelineEvent> = referral_events::table
+                .filter(referral_events::referral_id.eq(id))
+                .order(referral_events::id)
+                .select(TimelineEvent::as_select())
+                .load(conn)
+                .await?;
+            build_view(&accepted, &offers, &timeline, auth.user_id)
         })
         .await?;
     state.indexer_wake.notify_one();
