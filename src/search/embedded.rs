@@ -41,16 +41,9 @@ const WRITER_HEAP: usize = 50_000_000;
 const SCHEMA_VERSION: u32 = 3;
 const POINTER: &str = "current";
 
-/// Multi-valued keyword attributes (filters and facets).
-const KEYWORDS: [&str; 7] = [
-    "specialties",
-    "modalities",
-    "populations",
-    "insurance",
-    "languages",
-    "license_states",
-    "waitlist",
-];
+/// Multi-valued keyword attributes (filters and facets): the first of the
+/// API's facets; the rest are yes/no flags.
+const KEYWORDS: &[&str] = FACETS.split_at(7).0;
 /// Boolean attributes stored as 0/1.
 const FLAGS: [&str; 5] = [
     "telehealth",
@@ -654,12 +647,7 @@ struct SegmentColumns {
 }
 
 /// Boolean attributes reported as facets (`"true"`/`"false"`).
-const FLAG_FACETS: [&str; 4] = [
-    "telehealth",
-    "in_person",
-    "accepting_referrals",
-    "sliding_scale",
-];
+const FLAG_FACETS: &[&str] = FACETS.split_at(7).1;
 
 impl SegmentColumns {
     fn open(reader: &SegmentReader) -> tantivy::Result<Self> {
@@ -676,7 +664,7 @@ impl SegmentColumns {
 
         let mut facet_values: Vec<(&'static str, String)> = Vec::new();
         let mut keyword_columns = Vec::new();
-        for name in KEYWORDS {
+        for &name in KEYWORDS {
             let base = facet_values.len();
             if let Some(column) = ff.str(name)? {
                 let mut buf = String::new();
@@ -689,7 +677,7 @@ impl SegmentColumns {
             }
         }
         let mut flag_columns = Vec::new();
-        for name in FLAG_FACETS {
+        for &name in FLAG_FACETS {
             let base = facet_values.len();
             facet_values.push((name, "false".into()));
             facet_values.push((name, "true".into()));

@@ -55,7 +55,9 @@ pub struct EngineResults {
     pub facets: Facets,
 }
 
-/// The facets every search reports, by document attribute.
+/// The facets every search reports, by document attribute: the multi-valued
+/// keyword attributes first (7), then the yes/no flags (the embedded engine
+/// relies on this order).
 pub const FACETS: [&str; 11] = [
     "specialties",
     "modalities",

@@ -65,7 +65,7 @@ pub async fn enqueue_all(pool: &DbPool, now: DateTime<Utc>) -> anyhow::Result<us
 
 /// Delay before retry number `attempts` (1, 2, 4 … seconds, at most 5 minutes).
 pub fn backoff(attempts: i32) -> chrono::Duration {
-    chrono::Duration::seconds(1i64 << attempts.clamp(0, 8).min(8)).min(chrono::Duration::minutes(5))
+    chrono::Duration::seconds(1i64 << attempts.clamp(0, 8)).min(chrono::Duration::minutes(5))
 }
 
 #[derive(Clone)]
