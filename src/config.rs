@@ -78,6 +78,34 @@ pub struct Settings {
     pub web_dir: PathBuf,
     /// Run background workers (audit sealer, later outboxes) in this process.
     pub run_workers: bool,
+    pub rooms: RoomLimits,
+}
+
+/// Websocket rooms: heartbeats, flow control and rate limits.
+#[derive(Clone, Debug)]
+pub struct RoomLimits {
+    /// How often the server pings each connection.
+    pub heartbeat: Duration,
+    /// A peer silent this long is dropped.
+    pub peer_timeout: Duration,
+    /// Frames waiting for one connection; a connection whose queue is full is
+    /// dropped rather than slowing the room.
+    pub queue: usize,
+    /// Messages one person may post per `rate_window`, per instance.
+    pub rate_messages: usize,
+    pub rate_window: Duration,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(10),
+            peer_timeout: Duration::from_secs(30),
+            queue: 256,
+            rate_messages: 10,
+            rate_window: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +209,7 @@ impl Settings {
             login_limits: LoginLimits::default(),
             response_hours,
             run_workers: parse_var("KITH_RUN_WORKERS", true)?,
+            rooms: RoomLimits::default(),
         })
     }
 
@@ -207,6 +236,7 @@ impl Settings {
             response_hours: ResponseHours::default(),
             web_dir: PathBuf::from("web"),
             run_workers: true,
+            rooms: RoomLimits::default(),
         }
     }
 

@@ -9,12 +9,14 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod groups;
 mod health;
 pub mod http;
 pub mod notify;
 pub mod openapi;
 pub mod profiles;
 pub mod referrals;
+pub mod rooms;
 pub mod search;
 pub mod seed;
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub courier_wake: Arc<tokio::sync::Notify>,
     /// The embedded engine, when that is the one in use (it follows `kith reindex`).
     pub embedded: Option<Arc<search::embedded::EmbeddedEngine>>,
+    /// This instance's websocket rooms.
+    pub hub: Arc<rooms::Hub>,
 }
 
 impl AppState {
@@ -82,6 +86,7 @@ impl AppState {
             courier_wake: Arc::new(tokio::sync::Notify::new()),
             search,
             embedded,
+            hub: Arc::new(rooms::Hub::new()),
             search_config,
             indexer_wake: Arc::new(tokio::sync::Notify::new()),
             tokens: Arc::new(auth::tokens::TokenKeys::new(&settings)),
@@ -104,6 +109,8 @@ pub fn api_v1(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(search::routes)
             .configure(referrals::routes)
             .configure(notify::routes)
+            .configure(groups::routes)
+            .configure(rooms::routes)
             .configure(audit::routes),
     );
 }
@@ -133,6 +140,8 @@ impl Application {
         let addr = listener.local_addr()?;
         let workers_count = settings.workers.max(1);
         let state = AppState::with_engine(settings, clock, engine).await?;
+        // Known to the others before the first connection's presence is.
+        rooms::heartbeat(&state).await?;
         let data = web::Data::new(state.clone());
         let web_dir = state.settings.web_dir.clone();
         let serve_web = web_dir.join("index.html").is_file();
@@ -192,7 +201,7 @@ impl Application {
                 "new search index: every profile queued for indexing"
             );
         }
-        let mut workers = Vec::new();
+        let mut workers = vec![tokio::spawn(rooms::run(state.clone()))];
         if state.settings.run_workers {
             workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
             workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
@@ -224,6 +233,9 @@ impl Application {
         let result = self.server.await;
         for worker in self.workers {
             worker.abort();
+        }
+        if let Err(e) = rooms::shut_down(&self.state).await {
+            tracing::warn!(error = %e, "rooms: could not close this instance's visits");
         }
         result
     }

@@ -31,15 +31,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    login_throttle (key) {
-        key -> Text,
-        failures -> Int4,
-        window_started_at -> Timestamptz,
-        locked_until -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
     email_outbox (id) {
         id -> Int8,
         to_address -> Text,
@@ -54,6 +45,67 @@ diesel::table! {
 }
 
 diesel::table! {
+    group_invites (id) {
+        id -> Uuid,
+        group_id -> Uuid,
+        kind -> Text,
+        email -> Text,
+        user_id -> Nullable<Uuid>,
+        invited_by -> Nullable<Uuid>,
+        status -> Text,
+        created_at -> Timestamptz,
+        responded_at -> Nullable<Timestamptz>,
+        responded_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+        muted_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    groups (id) {
+        id -> Uuid,
+        name -> Text,
+        topic -> Text,
+        description -> Text,
+        listed -> Bool,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        last_message_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Int8,
+        group_id -> Uuid,
+        author_id -> Uuid,
+        client_id -> Nullable<Text>,
+        body -> Text,
+        created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+        deleted_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Int8,
         user_id -> Uuid,
@@ -62,6 +114,7 @@ diesel::table! {
         message -> Text,
         created_at -> Timestamptz,
         read_at -> Nullable<Timestamptz>,
+        group_id -> Nullable<Uuid>,
     }
 }
 
@@ -178,6 +231,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    room_instances (id) {
+        id -> Uuid,
+        started_at -> Timestamptz,
+        heartbeat_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    room_visits (id) {
+        id -> Int8,
+        instance_id -> Uuid,
+        group_id -> Uuid,
+        user_id -> Uuid,
+        joined_at -> Timestamptz,
+        left_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     search_outbox (id) {
         id -> Int8,
         user_id -> Uuid,
@@ -219,7 +291,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ws_tickets (ticket_hash) {
+        ticket_hash -> Bytea,
+        user_id -> Uuid,
+        session_id -> Uuid,
+        group_id -> Nullable<Uuid>,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(auth_sessions -> users (user_id));
+diesel::joinable!(group_invites -> groups (group_id));
+diesel::joinable!(group_members -> groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+diesel::joinable!(groups -> users (created_by));
+diesel::joinable!(messages -> groups (group_id));
+diesel::joinable!(messages -> users (author_id));
+diesel::joinable!(notifications -> groups (group_id));
 diesel::joinable!(notifications -> referrals (referral_id));
 diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(referral_contacts -> referrals (referral_id));
@@ -228,12 +317,19 @@ diesel::joinable!(referral_events -> users (actor_id));
 diesel::joinable!(referral_offers -> referrals (referral_id));
 diesel::joinable!(referral_offers -> users (recipient_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
+diesel::joinable!(room_visits -> groups (group_id));
+diesel::joinable!(room_visits -> users (user_id));
+diesel::joinable!(ws_tickets -> groups (group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     auth_sessions,
     email_outbox,
+    group_invites,
+    group_members,
+    groups,
     login_throttle,
+    messages,
     notifications,
     profiles,
     referral_contacts,
@@ -241,8 +337,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     referral_offers,
     referrals,
     refresh_tokens,
+    room_instances,
+    room_visits,
     search_outbox,
     taxonomy_terms,
     users,
     worker_state,
+    ws_tickets,
 );

@@ -83,6 +83,7 @@ impl Mailer {
 pub struct Notice<'a> {
     pub kind: &'a str,
     pub referral: Option<Uuid>,
+    pub group: Option<Uuid>,
     pub message: String,
     /// Subject of the email; None for in-app only.
     pub email_subject: Option<String>,
@@ -101,6 +102,7 @@ pub async fn tell(
             notifications::user_id.eq(user),
             notifications::kind.eq(notice.kind),
             notifications::referral_id.eq(notice.referral),
+            notifications::group_id.eq(notice.group),
             notifications::message.eq(&notice.message),
             notifications::created_at.eq(now),
         ))
@@ -108,10 +110,7 @@ pub async fn tell(
         .await?;
     if let Some(subject) = notice.email_subject {
         use diesel::sql_types::{Text, Timestamptz};
-        let link = notice
-            .referral
-            .map(|id| format!("\n\nOpen it in Kith: {public_url}/#/referrals/{id}\n"))
-            .unwrap_or_default();
+        let link = link(public_url, notice.referral, notice.group);
         let rest = format!(",\n\n{}{link}\n— Kith\n", notice.message);
         // One statement: the address and greeting come from the account.
         diesel::insert_into(email_outbox::table)
@@ -137,6 +136,39 @@ pub async fn tell(
             .execute(conn)
             .await?;
     }
+    Ok(())
+}
+
+fn link(public_url: &str, referral: Option<Uuid>, group: Option<Uuid>) -> String {
+    match (referral, group) {
+        (Some(id), _) => format!("\n\nOpen it in Kith: {public_url}/#/referrals/{id}\n"),
+        (None, Some(id)) => format!("\n\nOpen it in Kith: {public_url}/#/groups/{id}\n"),
+        (None, None) => String::new(),
+    }
+}
+
+/// Queues an email to an address that may not have an account yet (an
+/// invitation), inside the caller's transaction.
+pub async fn email_address(
+    conn: &mut AsyncPgConnection,
+    public_url: &str,
+    to: &str,
+    subject: &str,
+    message: &str,
+    group: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let body = format!("Hello,\n\n{message}{}\n— Kith\n", link(public_url, None, group));
+    diesel::insert_into(email_outbox::table)
+        .values((
+            email_outbox::to_address.eq(to),
+            email_outbox::subject.eq(subject),
+            email_outbox::body.eq(body),
+            email_outbox::enqueued_at.eq(now),
+            email_outbox::next_attempt_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

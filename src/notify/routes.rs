@@ -28,6 +28,7 @@ pub struct NotificationView {
     pub id: i64,
     pub kind: String,
     pub referral_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
     pub message: String,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,

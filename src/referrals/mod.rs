@@ -181,6 +181,7 @@ async fn tell(
     let notice = notify::Notice {
         kind,
         referral: Some(referral),
+        group: None,
         message,
         email_subject: Some(subject.to_string()),
     };

@@ -1,0 +1,164 @@
+//! Groups, members and invitations as stored and as shown.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    db::schema::{group_invites, groups},
+    error::AppError,
+};
+
+/// A member's part in a group. Hosts run it; moderators keep the room in
+/// order; members talk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupRole {
+    Host,
+    Moderator,
+    Member,
+}
+
+impl GroupRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupRole::Host => "host",
+            GroupRole::Moderator => "moderator",
+            GroupRole::Member => "member",
+        }
+    }
+
+    /// Hosts and moderators delete messages, mute and remove members.
+    pub fn moderates(self) -> bool {
+        matches!(self, GroupRole::Host | GroupRole::Moderator)
+    }
+}
+
+impl fmt::Display for GroupRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GroupRole {
+    type Err = AppError;
+    fn from_str(s: &str) -> Result<Self, AppError> {
+        match s {
+            "host" => Ok(GroupRole::Host),
+            "moderator" => Ok(GroupRole::Moderator),
+            "member" => Ok(GroupRole::Member),
+            other => Err(AppError::invalid_field(
+                "role",
+                format!("Unknown group role `{other}`: use host, moderator or member."),
+            )),
+        }
+    }
+}
+
+/// Someone's standing in a group.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub role: GroupRole,
+    pub muted_until: Option<DateTime<Utc>>,
+}
+
+impl Membership {
+    pub fn muted_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.muted_until.filter(|until| *until > now)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = groups)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub topic: String,
+    pub description: String,
+    pub listed: bool,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupView {
+    pub id: Uuid,
+    pub name: String,
+    pub topic: String,
+    pub description: String,
+    /// Listed groups can be found by anyone and asked to join; the others are invite-only.
+    pub listed: bool,
+    pub member_count: i64,
+    /// Your role, or null when you are not a member.
+    pub my_role: Option<GroupRole>,
+    /// You asked to join and a host has not answered yet.
+    pub join_requested: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl GroupView {
+    pub fn new(
+        group: Group,
+        member_count: i64,
+        my_role: Option<GroupRole>,
+        join_requested: bool,
+    ) -> Self {
+        Self {
+            id: group.id,
+            name: group.name,
+            topic: group.topic,
+            description: group.description,
+            listed: group.listed,
+            member_count,
+            my_role,
+            join_requested,
+            created_at: group.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub role: GroupRole,
+    pub joined_at: DateTime<Utc>,
+    /// Set while the member may not post.
+    pub muted_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = group_invites)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct Invite {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub kind: String,
+    pub email: String,
+    pub user_id: Option<Uuid>,
+    pub invited_by: Option<Uuid>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An invitation to a group, or a request to join one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteView {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    /// `invite` (a host or moderator asked someone in) or `request` (someone asked to join).
+    pub kind: String,
+    pub email: String,
+    pub user_id: Option<Uuid>,
+    /// Who sent the invitation, or who asks to join.
+    pub from_name: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}

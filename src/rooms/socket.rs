@@ -1,0 +1,548 @@
+//! One websocket connection: a task that selects over the socket, its queue
+//! from the hub, a kill switch and a heartbeat. It writes to the database
+//! first and lets the listener deliver, so every member sees one order.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix_ws::{AggregatedMessage as Message, CloseCode, CloseReason, ProtocolError};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{
+    Posted, Signal,
+    guard,
+    hub::{Cause, Connection, Kill, Outgoing},
+    protocol::{self, ClientFrame, MAX_BODY_CHARS, MAX_FRAME_BYTES, ServerFrame},
+};
+use crate::{
+    AppState,
+    db::schema::room_visits,
+    error::{AppError, AppResult},
+    groups::model::GroupRole,
+};
+
+/// Who is on the other end.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: Uuid,
+    pub session: Uuid,
+    pub name: String,
+}
+
+/// Typing signals are passed on at most this often per connection.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Messages replayed per query.
+const REPLAY_BATCH: i64 = 500;
+
+struct InRoom {
+    group: Uuid,
+    visit: i64,
+    /// The newest message id this connection has sent to its client.
+    last_seen: i64,
+}
+
+struct Conn {
+    state: AppState,
+    caller: Caller,
+    id: u64,
+    session: actix_ws::Session,
+    tx: mpsc::Sender<Outgoing>,
+    kill: Arc<Kill>,
+    room: Option<InRoom>,
+    last_typing: Option<Instant>,
+}
+
+/// Why the loop ended, and what to tell the client.
+enum End {
+    Gone,
+    Close(CloseReason),
+}
+
+fn reason(code: CloseCode, description: &str) -> CloseReason {
+    CloseReason {
+        code,
+        description: Some(description.to_string()),
+    }
+}
+
+pub async fn serve(
+    state: AppState,
+    caller: Caller,
+    session: actix_ws::Session,
+    stream: actix_ws::MessageStream,
+    first_room: Option<Uuid>,
+) {
+    let limits = state.settings.rooms.clone();
+    let (tx, mut rx) = mpsc::channel(limits.queue.max(1));
+    let kill = Arc::new(Kill::default());
+    let mut conn = Conn {
+        id: state.hub.connection_id(),
+        state,
+        caller,
+        session,
+        tx,
+        kill: kill.clone(),
+        room: None,
+        last_typing: None,
+    };
+    let mut stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_BYTES);
+    let mut heartbeat = tokio::time::interval(limits.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+
+    let mut end = match first_room {
+        Some(group) => conn.join(group, None).await.err(),
+        None => None,
+    };
+    while end.is_none() {
+        end = tokio::select! {
+            biased;
+            cause = kill.fired() => Some(End::Close(match cause {
+                Cause::TooSlow => reason(CloseCode::Policy, "too_slow"),
+                Cause::Removed => reason(CloseCode::Policy, "removed"),
+            })),
+            Some(out) = rx.recv() => conn.forward(out).await.err(),
+            frame = stream.recv() => {
+                last_heard = Instant::now();
+                match frame {
+                    None => Some(End::Gone),
+                    Some(Ok(Message::Text(text))) => conn.on_text(&text).await.err(),
+                    Some(Ok(Message::Binary(_))) => conn
+                        .send_text(ServerFrame::error("binary_not_supported", "Send JSON text frames."))
+                        .await
+                        .err(),
+                    Some(Ok(Message::Ping(bytes))) => {
+                        conn.session.pong(&bytes).await.err().map(|_| End::Gone)
+                    }
+                    Some(Ok(Message::Close(_))) => Some(End::Gone),
+                    Some(Ok(_)) => None,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        // The codec cannot find the next frame after this one: say why, then close.
+                        let _ = conn
+                            .send_text(ServerFrame::error(
+                                "frame_too_large",
+                                format!("Frames are limited to {} KiB.", MAX_FRAME_BYTES / 1024),
+                            ))
+                            .await;
+                        Some(End::Close(reason(CloseCode::Size, "frame_too_large")))
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "rooms: protocol error");
+                        Some(End::Gone)
+                    }
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > limits.peer_timeout {
+                    Some(End::Close(reason(CloseCode::Away, "timeout")))
+                } else {
+                    conn.beat().await.err()
+                }
+            }
+        };
+    }
+    conn.leave().await;
+    if let Some(End::Close(why)) = end {
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.session.close(Some(why))).await;
+    }
+}
+
+impl Conn {
+    /// Sends one frame, unless the connection is killed or the peer stops reading.
+    async fn send_text(&mut self, text: impl Into<bytestring::ByteString>) -> Result<(), End> {
+        let timeout = self.state.settings.rooms.peer_timeout;
+        tokio::select! {
+            biased;
+            _ = self.kill.fired() => Err(End::Gone),
+            sent = tokio::time::timeout(timeout, self.session.text(text)) => match sent {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(End::Gone),
+            },
+        }
+    }
+
+    async fn send_error(&mut self, error: AppError, client_id: Option<&str>) -> Result<(), End> {
+        let frame = ServerFrame::Error {
+            code: error.code,
+            message: error.message.clone(),
+            client_id,
+            retry_after_ms: None,
+        }
+        .to_text();
+        self.send_text(frame).await
+    }
+
+    /// A frame from the hub: passed on unless it is for another room or already sent.
+    async fn forward(&mut self, out: Outgoing) -> Result<(), End> {
+        let Some(room) = self.room.as_mut() else {
+            return Ok(());
+        };
+        if out.group != room.group {
+            return Ok(());
+        }
+        if let Some(id) = out.message_id {
+            if id <= room.last_seen {
+                return Ok(());
+            }
+            room.last_seen = id;
+        }
+        self.send_text(out.text).await
+    }
+
+    /// The heartbeat: the sign-in must still be valid; then ping.
+    async fn beat(&mut self) -> Result<(), End> {
+        let status = self
+            .state
+            .sessions
+            .status(&self.state.pool, self.caller.session)
+            .await;
+        if let Ok(status) = status
+            && !status.is_some_and(|s| s.active && s.user_id == self.caller.user)
+        {
+            self.send_text(ServerFrame::error(
+                "session_ended",
+                "This sign-in has ended. Sign in again.",
+            ))
+            .await?;
+            return Err(End::Close(reason(CloseCode::Policy, "session_ended")));
+        }
+        self.session.ping(b"").await.map_err(|_| End::Gone)
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let frame = match protocol::parse(text) {
+            Ok(frame) => frame,
+            Err((code, message)) => return self.send_text(ServerFrame::error(code, message)).await,
+        };
+        match frame {
+            ClientFrame::Join { group_id, after_id } => self.join(group_id, after_id).await,
+            ClientFrame::Leave => {
+                if let Some(group) = self.room.as_ref().map(|r| r.group) {
+                    self.leave().await;
+                    self.send_text(ServerFrame::Left { group_id: group }.to_text())
+                        .await?;
+                }
+                Ok(())
+            }
+            ClientFrame::Say {
+                client_id,
+                body,
+                confirm,
+            } => self.say(&client_id, &body, confirm).await,
+            ClientFrame::Typing => self.typing().await,
+            ClientFrame::Resume { after_id } => match self.room.as_ref() {
+                Some(room) => {
+                    let (group, upto) = (room.group, room.last_seen);
+                    self.replay(group, after_id, upto).await
+                }
+                None => {
+                    self.send_text(ServerFrame::error("not_in_room", "Join a room first."))
+                        .await
+                }
+            },
+        }
+    }
+
+    /// Enters a group's room (leaving any other), optionally replaying what came after `after_id`.
+    async fn join(&mut self, group: Uuid, after_id: Option<i64>) -> Result<(), End> {
+        self.leave().await;
+        let entered = match self.enter(group).await {
+            Ok(entered) => entered,
+            Err(e) => return self.send_error(e, None).await,
+        };
+        let Some((last_id, role, muted_until)) = entered else {
+            return self
+                .send_text(ServerFrame::error(
+                    "not_a_member",
+                    "Only members of this group can enter its room.",
+                ))
+                .await;
+        };
+        self.send_text(
+            ServerFrame::Joined {
+                group_id: group,
+                last_id,
+                role,
+                muted_until,
+            }
+            .to_text(),
+        )
+        .await?;
+        let online = self.state.hub.online(group);
+        self.send_text(
+            ServerFrame::Presence {
+                group_id: group,
+                online: &online,
+            }
+            .to_text(),
+        )
+        .await?;
+        if let Some(after) = after_id {
+            self.replay(group, after, last_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Membership check, visit, registration with the hub. None when not a member.
+    async fn enter(
+        &mut self,
+        group: Uuid,
+    ) -> AppResult<Option<(i64, GroupRole, Option<chrono::DateTime<chrono::Utc>>)>> {
+        let state = self.state.clone();
+        let now = state.clock.now();
+        let mut db = state.pool.get().await?;
+        let Some(member) = crate::groups::membership(&mut db, group, self.caller.user).await?
+        else {
+            return Ok(None);
+        };
+        // The room's starting point if it is new here: read before registering,
+        // so a message committed in between is delivered, not skipped.
+        let cursor = super::last_message_id(&mut db, group).await?;
+        let visit: i64 = diesel::insert_into(room_visits::table)
+            .values((
+                room_visits::instance_id.eq(state.hub.instance),
+                room_visits::group_id.eq(group),
+                room_visits::user_id.eq(self.caller.user),
+                room_visits::joined_at.eq(now),
+            ))
+            .returning(room_visits::id)
+            .get_result(&mut db)
+            .await?;
+        let online = super::online(&state, &mut db, group).await?;
+        state.hub.enter(
+            group,
+            self.id,
+            Connection {
+                user: self.caller.user,
+                tx: self.tx.clone(),
+                kill: self.kill.clone(),
+            },
+            cursor,
+            online,
+        );
+        // Everything up to here is this connection's to fetch; later ones arrive live.
+        let last_id = super::last_message_id(&mut db, group).await?;
+        self.room = Some(InRoom {
+            group,
+            visit,
+            last_seen: last_id,
+        });
+        super::announce(
+            &mut db,
+            &Signal::Presence {
+                group,
+                user: self.caller.user,
+            },
+        )
+        .await?;
+        Ok(Some((last_id, member.role, member.muted_at(now))))
+    }
+
+    /// Leaves the current room, if any: the visit ends and everyone is told.
+    async fn leave(&mut self) {
+        let Some(room) = self.room.take() else {
+            return;
+        };
+        self.state.hub.exit(room.group, self.id);
+        let state = self.state.clone();
+        let user = self.caller.user;
+        let result: AppResult<()> = async {
+            let mut db = state.pool.get().await?;
+            diesel::update(room_visits::table.find(room.visit))
+                .set(room_visits::left_at.eq(state.clock.now()))
+                .execute(&mut db)
+                .await?;
+            super::announce(
+                &mut db,
+                &Signal::Presence {
+                    group: room.group,
+                    user,
+                },
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "rooms: could not record leaving a room");
+        }
+    }
+
+    /// Sends the messages in (after, upto], then `replayed`.
+    async fn replay(&mut self, group: Uuid, after: i64, upto: i64) -> Result<(), End> {
+        let mut cursor = after.max(0);
+        let mut count = 0;
+        loop {
+            let batch = {
+                let state = self.state.clone();
+                let fetched: AppResult<_> = async {
+                    let mut db = state.pool.get().await?;
+                    super::messages_after(&mut db, group, cursor, upto, REPLAY_BATCH).await
+                }
+                .await;
+                match fetched {
+                    Ok(batch) => batch,
+                    Err(e) => return self.send_error(e, None).await,
+                }
+            };
+            for message in &batch {
+                self.send_text(ServerFrame::Message(message).to_text())
+                    .await?;
+            }
+            count += batch.len();
+            match batch.last() {
+                Some(last) if (batch.len() as i64) == REPLAY_BATCH => cursor = last.id,
+                _ => break,
+            }
+        }
+        self.send_text(
+            ServerFrame::Replayed {
+                group_id: group,
+                after_id: after,
+                last_id: upto,
+                count,
+            }
+            .to_text(),
+        )
+        .await
+    }
+
+    async fn say(&mut self, client_id: &str, body: &str, confirm: bool) -> Result<(), End> {
+        let Some(group) = self.room.as_ref().map(|r| r.group) else {
+            return self
+                .send_text(ServerFrame::error("not_in_room", "Join a room first."))
+                .await;
+        };
+        let id_len = client_id.chars().count();
+        if !(1..=64).contains(&id_len) {
+            return self
+                .send_text(ServerFrame::error(
+                    "invalid_frame",
+                    "client_id must be 1 to 64 characters.",
+                ))
+                .await;
+        }
+        let refuse = |code: &'static str, message: String, retry: Option<u64>| {
+            ServerFrame::Error {
+                code,
+                message,
+                client_id: Some(client_id),
+                retry_after_ms: retry,
+            }
+            .to_text()
+        };
+        let body = body.trim();
+        if body.is_empty() {
+            let frame = refuse("empty_message", "The message is empty.".into(), None);
+            return self.send_text(frame).await;
+        }
+        let chars = body.chars().count();
+        if chars > MAX_BODY_CHARS {
+            let frame = refuse(
+                "message_too_long",
+                format!("The message is {chars} characters; at most {MAX_BODY_CHARS} fit."),
+                None,
+            );
+            return self.send_text(frame).await;
+        }
+        if !confirm {
+            let findings = guard::scan(body);
+            if !findings.is_empty() {
+                let frame = ServerFrame::Warning {
+                    client_id,
+                    code: "possible_identifier",
+                    message: "This message may identify a client. It was not sent: remove the marked parts, or send it again with confirm if it identifies no one.",
+                    spans: &findings,
+                }
+                .to_text();
+                return self.send_text(frame).await;
+            }
+        }
+        let limits = &self.state.settings.rooms;
+        if let Err(wait) =
+            self.state
+                .hub
+                .allow_post(self.caller.user, limits.rate_messages, limits.rate_window)
+        {
+            let frame = refuse(
+                "rate_limited",
+                format!(
+                    "At most {} messages per {} seconds. Wait a moment.",
+                    limits.rate_messages,
+                    limits.rate_window.as_secs()
+                ),
+                Some(wait.as_millis() as u64),
+            );
+            return self.send_text(frame).await;
+        }
+        let state = self.state.clone();
+        let user = self.caller.user;
+        let posted: AppResult<Posted> = async {
+            let mut db = state.pool.get().await?;
+            let posted = super::post(&mut db, group, user, client_id, body, state.clock.now()).await?;
+            if let Posted::Stored(_) = posted {
+                super::announce(&mut db, &Signal::Message { group }).await?;
+            }
+            Ok(posted)
+        }
+        .await;
+        match posted {
+            Ok(Posted::Stored(_)) => Ok(()),
+            Ok(Posted::Duplicate(message)) => {
+                self.send_text(ServerFrame::Message(&message).to_text())
+                    .await
+            }
+            Ok(Posted::NotMember) => {
+                self.leave().await;
+                let frame = refuse(
+                    "not_a_member",
+                    "You are no longer a member of this group.".into(),
+                    None,
+                );
+                self.send_text(frame).await
+            }
+            Ok(Posted::Muted(until)) => {
+                let frame = refuse(
+                    "muted",
+                    format!("A moderator muted you in this group until {}.", until.to_rfc3339()),
+                    None,
+                );
+                self.send_text(frame).await
+            }
+            Err(e) => self.send_error(e, Some(client_id)).await,
+        }
+    }
+
+    async fn typing(&mut self) -> Result<(), End> {
+        let Some(group) = self.room.as_ref().map(|r| r.group) else {
+            return Ok(());
+        };
+        if self.last_typing.is_some_and(|t| t.elapsed() < TYPING_EVERY) {
+            return Ok(());
+        }
+        self.last_typing = Some(Instant::now());
+        let state = self.state.clone();
+        let signal = Signal::Typing {
+            group,
+            user: self.caller.user,
+            name: self.caller.name.clone(),
+        };
+        let result: AppResult<()> = async {
+            let mut db = state.pool.get().await?;
+            super::announce(&mut db, &signal).await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => self.send_error(e, None).await,
+        }
+    }
+}
