@@ -463,20 +463,19 @@ async fn list_members(
     let mut conn = state.pool.get().await?;
     require_member(&mut conn, id, auth.user_id).await?;
     type MemberRow = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
-    let rows: Vec<MemberRow> =
-        group_members::table
-            .inner_join(users_t::table)
-            .filter(group_members::group_id.eq(id))
-            .order((group_members::joined_at, users_t::display_name))
-            .select((
-                group_members::user_id,
-                users_t::display_name,
-                group_members::role,
-                group_members::joined_at,
-                group_members::muted_until,
-            ))
-            .load(&mut conn)
-            .await?;
+    let rows: Vec<MemberRow> = group_members::table
+        .inner_join(users_t::table)
+        .filter(group_members::group_id.eq(id))
+        .order((group_members::joined_at, users_t::display_name))
+        .select((
+            group_members::user_id,
+            users_t::display_name,
+            group_members::role,
+            group_members::joined_at,
+            group_members::muted_until,
+        ))
+        .load(&mut conn)
+        .await?;
     let now = state.clock.now();
     let members = rows
         .into_iter()
@@ -583,11 +582,9 @@ async fn invite_member(
                 .await?
             }
             None => {
-                let message = format!(
-                    "{message} Create an account with this email address to answer it."
-                );
-                notify::email_address(conn, &url, &email, &subject, &message, Some(id), now)
-                    .await?
+                let message =
+                    format!("{message} Create an account with this email address to answer it.");
+                notify::email_address(conn, &url, &email, &subject, &message, Some(id), now).await?
             }
         }
         audit::record(
@@ -603,7 +600,9 @@ async fn invite_member(
     .await?;
     state.courier_wake.notify_one();
     let mut views = invites_where(&mut conn, Invites::One(invite_id)).await?;
-    let shown = views.pop().ok_or_else(|| AppError::internal("invite vanished"))?;
+    let shown = views
+        .pop()
+        .ok_or_else(|| AppError::internal("invite vanished"))?;
     Ok(HttpResponse::Created().json(shown))
 }
 
@@ -701,7 +700,9 @@ async fn request_to_join(
     .await?;
     state.courier_wake.notify_one();
     let mut views = invites_where(&mut conn, Invites::One(request_id)).await?;
-    let shown = views.pop().ok_or_else(|| AppError::internal("request vanished"))?;
+    let shown = views
+        .pop()
+        .ok_or_else(|| AppError::internal("request vanished"))?;
     Ok(HttpResponse::Created().json(shown))
 }
 
@@ -998,21 +999,24 @@ async fn change_role(
                     .detail(serde_json::json!({ "member": user, "role": role.as_str() })),
             )
             .await?;
-            let (display_name, joined_at, muted_until): (String, DateTime<Utc>, Option<DateTime<Utc>>) =
-                group_members::table
-                    .inner_join(users_t::table)
-                    .filter(
-                        group_members::group_id
-                            .eq(group)
-                            .and(group_members::user_id.eq(user)),
-                    )
-                    .select((
-                        users_t::display_name,
-                        group_members::joined_at,
-                        group_members::muted_until,
-                    ))
-                    .first(conn)
-                    .await?;
+            let (display_name, joined_at, muted_until): (
+                String,
+                DateTime<Utc>,
+                Option<DateTime<Utc>>,
+            ) = group_members::table
+                .inner_join(users_t::table)
+                .filter(
+                    group_members::group_id
+                        .eq(group)
+                        .and(group_members::user_id.eq(user)),
+                )
+                .select((
+                    users_t::display_name,
+                    group_members::joined_at,
+                    group_members::muted_until,
+                ))
+                .first(conn)
+                .await?;
             Ok(MemberView {
                 user_id: user,
                 display_name,

@@ -158,7 +158,10 @@ pub async fn email_address(
     group: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let body = format!("Hello,\n\n{message}{}\n— Kith\n", link(public_url, None, group));
+    let body = format!(
+        "Hello,\n\n{message}{}\n— Kith\n",
+        link(public_url, None, group)
+    );
     diesel::insert_into(email_outbox::table)
         .values((
             email_outbox::to_address.eq(to),

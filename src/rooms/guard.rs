@@ -86,8 +86,9 @@ static PARTIAL_DATE: LazyLock<Regex> = LazyLock::new(|| {
         )\b"
     ))
 });
-static BIRTH_WORD: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(?:dob|d\.o\.b\.?|born|birth\s*date|date\s+of\s+birth|birthday)\b"));
+static BIRTH_WORD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\b(?:dob|d\.o\.b\.?|born|birth\s*date|date\s+of\s+birth|birthday)\b")
+});
 /// Two capitalised words in a row (an optional middle initial between).
 static NAME: LazyLock<Regex> = LazyLock::new(|| {
     let word = r"(?:[A-Z]'[A-Z][a-z]+|(?:Mc|Mac)?[A-Z][a-z]+(?:-[A-Z][a-z]+)?)";
@@ -96,15 +97,104 @@ static NAME: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Capitalised words that start sentences or name things other than people.
 const NOT_NAMES: &[&str] = &[
-    "A", "About", "After", "Also", "An", "And", "Any", "Anyone", "April", "As", "At", "August",
-    "Before", "Behavioral", "But", "Can", "Client", "Clients", "Cognitive", "Consultation", "Could",
-    "December", "Dialectical", "Did", "Does", "During", "Each", "Every", "February", "For", "Friday",
-    "From", "Group", "Has", "Have", "He", "Her", "His", "How", "I", "If", "In", "Is", "It", "January",
-    "July", "June", "Last", "Let", "March", "May", "Monday", "My", "New", "Next", "No", "November",
-    "October", "On", "Our", "Patient", "Peer", "Please", "Saturday", "September", "Session", "She",
-    "So", "Some", "Sunday", "Thanks", "That", "The", "Their", "Then", "There", "They", "This",
-    "Thursday", "Today", "Tomorrow", "Trauma", "Tuesday", "We", "Wednesday", "What", "When", "Where",
-    "Which", "Who", "Why", "Will", "With", "Would", "Yes", "Yesterday", "You", "Your",
+    "A",
+    "About",
+    "After",
+    "Also",
+    "An",
+    "And",
+    "Any",
+    "Anyone",
+    "April",
+    "As",
+    "At",
+    "August",
+    "Before",
+    "Behavioral",
+    "But",
+    "Can",
+    "Client",
+    "Clients",
+    "Cognitive",
+    "Consultation",
+    "Could",
+    "December",
+    "Dialectical",
+    "Did",
+    "Does",
+    "During",
+    "Each",
+    "Every",
+    "February",
+    "For",
+    "Friday",
+    "From",
+    "Group",
+    "Has",
+    "Have",
+    "He",
+    "Her",
+    "His",
+    "How",
+    "I",
+    "If",
+    "In",
+    "Is",
+    "It",
+    "January",
+    "July",
+    "June",
+    "Last",
+    "Let",
+    "March",
+    "May",
+    "Monday",
+    "My",
+    "New",
+    "Next",
+    "No",
+    "November",
+    "October",
+    "On",
+    "Our",
+    "Patient",
+    "Peer",
+    "Please",
+    "Saturday",
+    "September",
+    "Session",
+    "She",
+    "So",
+    "Some",
+    "Sunday",
+    "Thanks",
+    "That",
+    "The",
+    "Their",
+    "Then",
+    "There",
+    "They",
+    "This",
+    "Thursday",
+    "Today",
+    "Tomorrow",
+    "Trauma",
+    "Tuesday",
+    "We",
+    "Wednesday",
+    "What",
+    "When",
+    "Where",
+    "Which",
+    "Who",
+    "Why",
+    "Will",
+    "With",
+    "Would",
+    "Yes",
+    "Yesterday",
+    "You",
+    "Your",
 ];
 
 /// Everything in `text` that looks like an identifier, in order, without overlaps.
@@ -157,9 +247,7 @@ pub fn scan(text: &str) -> Vec<Finding> {
                 continue;
             };
             let is_name = |w: &str| !NOT_NAMES.contains(&w) && !w.eq_ignore_ascii_case("dr");
-            if is_name(first.as_str())
-                && is_name(last.as_str())
-                && !is_month_or_day(first.as_str())
+            if is_name(first.as_str()) && is_name(last.as_str()) && !is_month_or_day(first.as_str())
             {
                 found.push((IdentifierKind::NameWithDate, whole.start(), whole.end()));
             }

@@ -149,7 +149,10 @@ impl Hub {
     }
 
     pub fn connections(&self) -> usize {
-        lock(&self.rooms).values().map(|r| r.connections.len()).sum()
+        lock(&self.rooms)
+            .values()
+            .map(|r| r.connections.len())
+            .sum()
     }
 
     /// Where delivery of a room stands, if the room is open here.
@@ -168,11 +171,15 @@ impl Hub {
                 continue;
             }
             room.cursor = *id;
-            send_all(room, None, &Outgoing {
-                group,
-                message_id: Some(*id),
-                text: text.clone(),
-            });
+            send_all(
+                room,
+                None,
+                &Outgoing {
+                    group,
+                    message_id: Some(*id),
+                    text: text.clone(),
+                },
+            );
         }
         if room.connections.is_empty() {
             rooms.remove(&group);
@@ -183,11 +190,15 @@ impl Hub {
     pub fn broadcast(&self, group: Uuid, except: Option<Uuid>, text: ByteString) {
         let mut rooms = lock(&self.rooms);
         if let Some(room) = rooms.get_mut(&group) {
-            send_all(room, except, &Outgoing {
-                group,
-                message_id: None,
-                text,
-            });
+            send_all(
+                room,
+                except,
+                &Outgoing {
+                    group,
+                    message_id: None,
+                    text,
+                },
+            );
         }
     }
 
@@ -200,7 +211,8 @@ impl Hub {
                 message_id: None,
                 text,
             };
-            room.connections.retain(|_, c| c.user != user || offer(c, &out));
+            room.connections
+                .retain(|_, c| c.user != user || offer(c, &out));
         }
     }
 
@@ -263,7 +275,10 @@ impl Hub {
         let now = Instant::now();
         let mut posts = lock(&self.posts);
         let recent = posts.entry(user).or_default();
-        while recent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             recent.pop_front();
         }
         if recent.len() >= limit {
@@ -277,8 +292,11 @@ impl Hub {
     /// Forgets rate-limit history that no longer matters.
     pub fn prune_posts(&self, window: Duration) {
         let now = Instant::now();
-        lock(&self.posts)
-            .retain(|_, recent| recent.back().is_some_and(|t| now.duration_since(*t) < window));
+        lock(&self.posts).retain(|_, recent| {
+            recent
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < window)
+        });
     }
 }
 
@@ -325,7 +343,9 @@ mod tests {
         let slow_kill = slow.kill.clone();
         hub.enter(group, 1, slow, 0, vec![]);
         hub.enter(group, 2, quick, 0, vec![]);
-        let frames: Vec<(i64, ByteString)> = (1..=5).map(|i| (i, ByteString::from(format!("m{i}")))).collect();
+        let frames: Vec<(i64, ByteString)> = (1..=5)
+            .map(|i| (i, ByteString::from(format!("m{i}"))))
+            .collect();
         hub.deliver(group, &frames);
         assert_eq!(slow_kill.cause(), Some(Cause::TooSlow));
         assert_eq!(hub.connections(), 1, "the slow connection left the room");
@@ -342,7 +362,8 @@ mod tests {
         let group = Uuid::new_v4();
         let (c, mut rx) = connection(Uuid::new_v4(), 16);
         hub.enter(group, 1, c, 3, vec![]);
-        let frames: Vec<(i64, ByteString)> = (2..=5).map(|i| (i, ByteString::from_static("x"))).collect();
+        let frames: Vec<(i64, ByteString)> =
+            (2..=5).map(|i| (i, ByteString::from_static("x"))).collect();
         hub.deliver(group, &frames);
         hub.deliver(group, &frames);
         let mut got = Vec::new();
@@ -360,9 +381,14 @@ mod tests {
         for _ in 0..10 {
             assert!(hub.allow_post(user, 10, Duration::from_secs(10)).is_ok());
         }
-        let wait = hub.allow_post(user, 10, Duration::from_secs(10)).unwrap_err();
+        let wait = hub
+            .allow_post(user, 10, Duration::from_secs(10))
+            .unwrap_err();
         assert!(wait > Duration::from_secs(9));
-        assert!(hub.allow_post(Uuid::new_v4(), 10, Duration::from_secs(10)).is_ok());
+        assert!(
+            hub.allow_post(Uuid::new_v4(), 10, Duration::from_secs(10))
+                .is_ok()
+        );
     }
 
     #[test]

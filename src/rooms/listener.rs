@@ -21,7 +21,7 @@ use crate::{AppState, db::schema::messages, error::AppResult};
 /// Messages read per query when delivering or catching up.
 const BATCH: i64 = 500;
 
-/// Name of the listening connection in `pg_stat_activity`.
+/// Name of the listening connection in `pg_stat_activity`, followed by the instance id.
 pub const APPLICATION_NAME: &str = "kith-rooms-listener";
 
 pub async fn run(state: AppState) {
@@ -39,9 +39,9 @@ pub async fn run(state: AppState) {
     }
 }
 
-fn listener_url(url: &str) -> String {
+fn listener_url(url: &str, instance: Uuid) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}application_name={APPLICATION_NAME}")
+    format!("{url}{sep}application_name={APPLICATION_NAME}-{instance}")
 }
 
 async fn listen(
@@ -49,7 +49,11 @@ async fn listen(
     lost_at: &mut Option<DateTime<Utc>>,
     backoff: &mut Duration,
 ) -> anyhow::Result<()> {
-    let mut conn = AsyncPgConnection::establish(&listener_url(state.settings.database_url())).await?;
+    let mut conn = AsyncPgConnection::establish(&listener_url(
+        state.settings.database_url(),
+        state.hub.instance,
+    ))
+    .await?;
     diesel::sql_query(format!("LISTEN {}", super::CHANNEL))
         .execute(&mut conn)
         .await?;
@@ -107,7 +111,11 @@ async fn handle(state: &AppState, signals: Vec<Signal>) -> AppResult<()> {
             Signal::Message { .. } => {}
             Signal::Deleted { group, id } => {
                 if hub.cursor(group).is_some() {
-                    let frame = ServerFrame::Deleted { group_id: group, id }.to_text();
+                    let frame = ServerFrame::Deleted {
+                        group_id: group,
+                        id,
+                    }
+                    .to_text();
                     hub.broadcast(group, None, frame.into());
                 }
             }
@@ -156,11 +164,7 @@ fn announce_presence(state: &AppState, group: Uuid, person: super::Person, onlin
 async fn recheck_member(state: &AppState, group: Uuid, user: Uuid, tell: bool) -> AppResult<()> {
     let mut conn = state.pool.get().await?;
     match crate::groups::membership(&mut conn, group, user).await? {
-        None => {
-            let frame = ServerFrame::Removed { group_id: group }.to_text();
-            state.hub.send_to(group, user, frame.into());
-            state.hub.close_for(group, user, Cause::Removed);
-        }
+        None => state.hub.close_for(group, user, Cause::Removed),
         Some(m) if tell => {
             let frame = ServerFrame::Membership {
                 group_id: group,
@@ -216,7 +220,11 @@ async fn catch_up(state: &AppState, lost_at: Option<DateTime<Utc>>) -> AppResult
                 .load(&mut conn)
                 .await?;
             for id in deleted {
-                let frame = ServerFrame::Deleted { group_id: group, id }.to_text();
+                let frame = ServerFrame::Deleted {
+                    group_id: group,
+                    id,
+                }
+                .to_text();
                 state.hub.broadcast(group, None, frame.into());
             }
         }

@@ -36,13 +36,28 @@ pub const CHANNEL: &str = "kith_rooms";
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Signal {
     /// New messages in a group.
-    Message { group: Uuid },
-    Deleted { group: Uuid, id: i64 },
+    Message {
+        group: Uuid,
+    },
+    Deleted {
+        group: Uuid,
+        id: i64,
+    },
     /// Someone's connection to a room opened or closed.
-    Presence { group: Uuid, user: Uuid },
-    Typing { group: Uuid, user: Uuid, name: String },
+    Presence {
+        group: Uuid,
+        user: Uuid,
+    },
+    Typing {
+        group: Uuid,
+        user: Uuid,
+        name: String,
+    },
     /// Someone's membership changed (role, mute, removal).
-    Member { group: Uuid, user: Uuid },
+    Member {
+        group: Uuid,
+        user: Uuid,
+    },
 }
 
 /// Sends a signal to every instance. Call it after the change commits:
@@ -246,7 +261,11 @@ fn instance_cutoff(state: &AppState) -> DateTime<Utc> {
 }
 
 /// Who is in a group's room on any live instance.
-pub async fn online(state: &AppState, conn: &mut AsyncPgConnection, group: Uuid) -> AppResult<Vec<Person>> {
+pub async fn online(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    group: Uuid,
+) -> AppResult<Vec<Person>> {
     let live = room_instances::table
         .filter(room_instances::heartbeat_at.gt(instance_cutoff(state)))
         .select(room_instances::id);
@@ -366,7 +385,7 @@ pub async fn sweep_dead_instances(state: &AppState) -> AppResult<usize> {
 pub async fn shut_down(state: &AppState) -> AppResult<()> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    diesel::update(
+    let left: Vec<(Uuid, Uuid)> = diesel::update(
         room_visits::table.filter(
             room_visits::instance_id
                 .eq(state.hub.instance)
@@ -374,11 +393,18 @@ pub async fn shut_down(state: &AppState) -> AppResult<()> {
         ),
     )
     .set(room_visits::left_at.eq(now))
-    .execute(&mut conn)
+    .returning((room_visits::group_id, room_visits::user_id))
+    .get_results(&mut conn)
     .await?;
     diesel::delete(room_instances::table.find(state.hub.instance))
         .execute(&mut conn)
         .await?;
+    let mut told = std::collections::HashSet::new();
+    for (group, user) in left {
+        if told.insert((group, user)) {
+            announce(&mut conn, &Signal::Presence { group, user }).await?;
+        }
+    }
     Ok(())
 }
 

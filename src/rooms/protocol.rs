@@ -35,7 +35,9 @@ pub enum ClientFrame {
     },
     Typing,
     /// Replay every message after this id (after a reconnect).
-    Resume { after_id: i64 },
+    Resume {
+        after_id: i64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

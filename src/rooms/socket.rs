@@ -14,8 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    Posted, Signal,
-    guard,
+    Posted, Signal, guard,
     hub::{Cause, Connection, Kill, Outgoing},
     protocol::{self, ClientFrame, MAX_BODY_CHARS, MAX_FRAME_BYTES, ServerFrame},
 };
@@ -38,6 +37,14 @@ pub struct Caller {
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 /// Messages replayed per query.
 const REPLAY_BATCH: i64 = 500;
+
+/// On entering a room: the last message id, role, mute, and who is there.
+type Entered = (
+    i64,
+    GroupRole,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Vec<protocol::Person>,
+);
 
 struct InRoom {
     group: Uuid,
@@ -106,10 +113,16 @@ pub async fn serve(
     while end.is_none() {
         end = tokio::select! {
             biased;
-            cause = kill.fired() => Some(End::Close(match cause {
-                Cause::TooSlow => reason(CloseCode::Policy, "too_slow"),
-                Cause::Removed => reason(CloseCode::Policy, "removed"),
-            })),
+            cause = kill.fired() => Some(match cause {
+                Cause::TooSlow => End::Close(reason(CloseCode::Policy, "too_slow")),
+                Cause::Removed => {
+                    if let Some(group) = conn.room.as_ref().map(|r| r.group) {
+                        let frame = ServerFrame::Removed { group_id: group }.to_text();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), conn.session.text(frame)).await;
+                    }
+                    End::Close(reason(CloseCode::Policy, "removed"))
+                }
+            }),
             Some(out) = rx.recv() => conn.forward(out).await.err(),
             frame = stream.recv() => {
                 last_heard = Instant::now();
@@ -259,7 +272,7 @@ impl Conn {
             Ok(entered) => entered,
             Err(e) => return self.send_error(e, None).await,
         };
-        let Some((last_id, role, muted_until)) = entered else {
+        let Some((last_id, role, muted_until, online)) = entered else {
             return self
                 .send_text(ServerFrame::error(
                     "not_a_member",
@@ -277,7 +290,6 @@ impl Conn {
             .to_text(),
         )
         .await?;
-        let online = self.state.hub.online(group);
         self.send_text(
             ServerFrame::Presence {
                 group_id: group,
@@ -293,10 +305,7 @@ impl Conn {
     }
 
     /// Membership check, visit, registration with the hub. None when not a member.
-    async fn enter(
-        &mut self,
-        group: Uuid,
-    ) -> AppResult<Option<(i64, GroupRole, Option<chrono::DateTime<chrono::Utc>>)>> {
+    async fn enter(&mut self, group: Uuid) -> AppResult<Option<Entered>> {
         let state = self.state.clone();
         let now = state.clock.now();
         let mut db = state.pool.get().await?;
@@ -327,7 +336,7 @@ impl Conn {
                 kill: self.kill.clone(),
             },
             cursor,
-            online,
+            online.clone(),
         );
         // Everything up to here is this connection's to fetch; later ones arrive live.
         let last_id = super::last_message_id(&mut db, group).await?;
@@ -344,7 +353,7 @@ impl Conn {
             },
         )
         .await?;
-        Ok(Some((last_id, member.role, member.muted_at(now))))
+        Ok(Some((last_id, member.role, member.muted_at(now), online)))
     }
 
     /// Leaves the current room, if any: the visit ends and everyone is told.
@@ -487,7 +496,8 @@ impl Conn {
         let user = self.caller.user;
         let posted: AppResult<Posted> = async {
             let mut db = state.pool.get().await?;
-            let posted = super::post(&mut db, group, user, client_id, body, state.clock.now()).await?;
+            let posted =
+                super::post(&mut db, group, user, client_id, body, state.clock.now()).await?;
             if let Posted::Stored(_) = posted {
                 super::announce(&mut db, &Signal::Message { group }).await?;
             }
@@ -512,7 +522,10 @@ impl Conn {
             Ok(Posted::Muted(until)) => {
                 let frame = refuse(
                     "muted",
-                    format!("A moderator muted you in this group until {}.", until.to_rfc3339()),
+                    format!(
+                        "A moderator muted you in this group until {}.",
+                        until.to_rfc3339()
+                    ),
                     None,
                 );
                 self.send_text(frame).await

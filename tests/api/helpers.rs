@@ -452,3 +452,243 @@ impl Clinician {
         .await
     }
 }
+
+/// The origin tests open rooms from (allowed by the test settings).
+pub const ORIGIN: &str = "http://127.0.0.1";
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a room websocket with a ticket, as a browser on `origin` would.
+pub async fn open_ws(
+    base: &str,
+    ticket: &str,
+    origin: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/api/v1/ws?ticket={ticket}",
+        base.replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request()?;
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("origin header"));
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// The HTTP status a refused upgrade answered with.
+pub fn refused_status(result: Result<Socket, tokio_tungstenite::tungstenite::Error>) -> u16 {
+    match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("expected the upgrade to be refused"),
+    }
+}
+
+/// A person's open connection to a group's room.
+pub struct Room {
+    pub ws: Socket,
+}
+
+impl Room {
+    pub async fn send(&mut self, frame: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                frame.to_string(),
+            ))
+            .await
+            .expect("send frame");
+    }
+
+    pub async fn say(&mut self, client_id: &str, body: &str) {
+        self.send(json!({"type": "say", "client_id": client_id, "body": body}))
+            .await;
+    }
+
+    /// The next frame from the server, or None when the connection closed.
+    pub async fn recv(&mut self, within: std::time::Duration) -> Option<Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(&text).expect("JSON frame"));
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next frame of this type, skipping presence and typing chatter.
+    pub async fn next(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self
+                .recv(std::time::Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|| panic!("no `{kind}` frame arrived"));
+            if frame["type"] == kind {
+                return frame;
+            }
+            let chatter = ["presence", "presence_change", "typing", "membership"];
+            assert!(
+                chatter.contains(&frame["type"].as_str().unwrap_or("")),
+                "expected `{kind}`, got {frame}"
+            );
+        }
+    }
+
+    /// The next frame, whatever it is.
+    pub async fn next_any(&mut self) -> Value {
+        self.recv(std::time::Duration::from_secs(5))
+            .await
+            .expect("a frame arrives")
+    }
+
+    /// The bodies of the next `n` messages.
+    pub async fn messages(&mut self, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next("message").await);
+        }
+        out
+    }
+
+    /// Asserts no chat message arrives for a while.
+    pub async fn no_message_for(&mut self, ms: u64) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while let Some(frame) = self
+            .recv(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            assert_ne!(frame["type"], "message", "unexpected message: {frame}");
+        }
+    }
+
+    /// Waits until the server closes the connection (at most 5 s); the frames seen before.
+    pub async fn closed(&mut self) -> Vec<Value> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(!left.is_zero(), "the connection stayed open; saw {seen:?}");
+            match self.recv(left).await {
+                Some(frame) => seen.push(frame),
+                None => return seen,
+            }
+        }
+    }
+}
+
+impl Clinician {
+    /// This person talking to another instance of the same deployment.
+    pub fn via(&self, base: &str) -> Self {
+        let mut other = self.clone();
+        other.base = base.to_string();
+        other
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn ticket(&self, group: Option<Uuid>) -> String {
+        self.post("/api/v1/ws/ticket", json!({ "group_id": group }))
+            .await
+            .assert(StatusCode::CREATED)["ticket"]
+            .as_str()
+            .expect("ticket")
+            .to_string()
+    }
+
+    /// Opens the group's room and waits until in it.
+    pub async fn enter(&self, group: Uuid) -> Room {
+        let ticket = self.ticket(Some(group)).await;
+        let ws = open_ws(&self.base, &ticket, Some(ORIGIN))
+            .await
+            .expect("open the room");
+        let mut room = Room { ws };
+        let joined = room.next("joined").await;
+        assert_eq!(joined["group_id"], group.to_string());
+        room.next("presence").await;
+        room
+    }
+
+    pub async fn create_group(&self, name: &str, listed: bool) -> Uuid {
+        let reply = self
+            .post(
+                "/api/v1/groups",
+                json!({"name": name, "topic": "Case consultation", "listed": listed}),
+            )
+            .await;
+        reply.assert(StatusCode::CREATED)["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("group id")
+    }
+
+    /// Invites `other` and has them accept: a member of the group.
+    pub async fn bring_in(&self, group: Uuid, other: &Clinician) {
+        let invite = self
+            .post(
+                &format!("/api/v1/groups/{group}/invites"),
+                json!({"email": other.email}),
+            )
+            .await;
+        let id = invite.assert(StatusCode::CREATED)["id"]
+            .as_str()
+            .expect("invite id")
+            .to_string();
+        other
+            .post(&format!("/api/v1/group-invites/{id}/accept"), json!({}))
+            .await
+            .assert(StatusCode::OK);
+    }
+}
+
+/// A second Kith server on the same database, as behind a load balancer.
+pub struct Sibling {
+    pub base: String,
+    pub state: kith::AppState,
+    pub handle: actix_web::dev::ServerHandle,
+    data_dir: std::path::PathBuf,
+}
+
+impl TestApp {
+    pub async fn sibling(&self) -> Sibling {
+        let mut settings = (*self.state.settings).clone();
+        settings.data_dir =
+            std::env::temp_dir().join(format!("kith-test-{}", Uuid::new_v4().simple()));
+        settings.addr = "127.0.0.1:0".into();
+        let app = Application::build(settings.clone(), self.clock.clone())
+            .await
+            .expect("start a second Kith");
+        let state = app.state().clone();
+        let base = format!("http://{}", app.addr());
+        let handle = app.handle();
+        tokio::spawn(app.run());
+        Sibling {
+            base,
+            state,
+            handle,
+            data_dir: settings.data_dir,
+        }
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        drop(self.handle.clone().stop(false));
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

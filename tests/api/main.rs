@@ -5,11 +5,13 @@
 mod audit;
 mod auth;
 mod errors;
+mod groups;
 mod helpers;
 mod mail;
 mod migrations;
 mod profiles;
 mod referrals;
+mod rooms;
 mod search;
 mod search_contract;
 mod seed;
