@@ -149,6 +149,8 @@ async fn connect(
     .get_result(&mut conn)
     .await
     .optional()?;
+    // Not held while the sign-in is checked, which may take a connection of its own.
+    drop(conn);
     let Some((user, session, group)) = redeemed else {
         return Err(AppError::new(
             actix_web::http::StatusCode::UNAUTHORIZED,
@@ -168,6 +170,7 @@ async fn connect(
             "This sign-in has ended. Sign in again.",
         ));
     }
+    let mut conn = state.pool.get().await?;
     if let Some(group) = group
         && crate::groups::membership(&mut conn, group, user)
             .await?

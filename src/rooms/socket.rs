@@ -107,7 +107,7 @@ pub async fn serve(
     let mut last_heard = Instant::now();
 
     let mut end = match first_room {
-        Some(group) => conn.join(group, None).await.err(),
+        Some(group) => Box::pin(conn.join(group, None)).await.err(),
         None => None,
     };
     while end.is_none() {
@@ -128,7 +128,9 @@ pub async fn serve(
                 last_heard = Instant::now();
                 match frame {
                     None => Some(End::Gone),
-                    Some(Ok(Message::Text(text))) => conn.on_text(&text).await.err(),
+                    // Boxed: the database work inside is large, and an idle
+                    // connection should not carry its space.
+                    Some(Ok(Message::Text(text))) => Box::pin(conn.on_text(&text)).await.err(),
                     Some(Ok(Message::Binary(_))) => conn
                         .send_text(ServerFrame::error("binary_not_supported", "Send JSON text frames."))
                         .await
@@ -158,12 +160,12 @@ pub async fn serve(
                 if last_heard.elapsed() > limits.peer_timeout {
                     Some(End::Close(reason(CloseCode::Away, "timeout")))
                 } else {
-                    conn.beat().await.err()
+                    Box::pin(conn.beat()).await.err()
                 }
             }
         };
     }
-    conn.leave().await;
+    Box::pin(conn.leave()).await;
     if let Some(End::Close(why)) = end {
         let _ = tokio::time::timeout(Duration::from_secs(1), conn.session.close(Some(why))).await;
     }
