@@ -4,6 +4,14 @@
 //! Runs against Kith (`kith`, one or two instances) or the bare actix-ws
 //! floor (`floor`, see `ws_floor.rs`).
 
+// A benchmark tool: it stops at the first surprise.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::async_yields_async,
+    clippy::needless_range_loop
+)]
+
 use std::{
     sync::{
         Arc,
