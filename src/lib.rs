@@ -207,6 +207,7 @@ impl Application {
             workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
             workers.push(tokio::spawn(referrals::run_worker(state.clone())));
             workers.push(tokio::spawn(state.courier().run()));
+            workers.push(tokio::spawn(groups::sessions::run_reminders(state.clone())));
         }
         Ok(Self {
             addr,

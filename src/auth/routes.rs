@@ -1,6 +1,6 @@
 //! Register, sign in, refresh, sign out, read and change one's own account.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,45 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(refresh)
         .service(logout)
         .service(me)
-        .service(change_password);
+        .service(change_password)
+        .service(set_time_zone);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeZoneRequest {
+    /// An IANA time zone name, such as `America/Chicago`.
+    pub time_zone: String,
+}
+
+/// Sets the time zone in which times are entered and shown to me.
+#[utoipa::path(tag = "auth", request_body = TimeZoneRequest, security(("bearer" = [])),
+    responses((status = 200, body = users::Account), (status = 422, body = ErrorBody)))]
+#[put("/me/time-zone")]
+async fn set_time_zone(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: ApiJson<TimeZoneRequest>,
+) -> AppResult<HttpResponse> {
+    let zone = body.0.time_zone.trim().to_string();
+    if zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(AppError::invalid_field(
+            "time_zone",
+            format!("`{zone}` is not an IANA time zone name (such as America/Chicago)."),
+        ));
+    }
+    let mut conn = state.pool.get().await?;
+    diesel::update(users_t::table.find(auth.user_id))
+        .set((
+            users_t::time_zone.eq(&zone),
+            users_t::updated_at.eq(state.clock.now()),
+        ))
+        .execute(&mut conn)
+        .await?;
+    let user = users::find(&mut conn, auth.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No such account."))?;
+    Ok(HttpResponse::Ok().json(user.account()?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -23,6 +23,7 @@ pub struct User {
     pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub time_zone: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -47,6 +48,8 @@ pub struct Account {
     pub email_verified_at: Option<DateTime<Utc>>,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// IANA time zone (e.g. `America/Chicago`) for entering and showing times.
+    pub time_zone: String,
 }
 
 impl User {
@@ -63,6 +66,7 @@ impl User {
             email_verified_at: self.email_verified_at,
             disabled: self.disabled_at.is_some(),
             created_at: self.created_at,
+            time_zone: self.time_zone.clone(),
         })
     }
 }

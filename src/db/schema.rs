@@ -45,6 +45,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    group_sessions (id) {
+        id -> Uuid,
+        group_id -> Uuid,
+        host_id -> Uuid,
+        series_id -> Nullable<Uuid>,
+        title -> Text,
+        agenda -> Text,
+        kind -> Text,
+        starts_at -> Timestamptz,
+        planned_minutes -> Int4,
+        ends_at -> Timestamptz,
+        status -> Text,
+        started_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        locked_at -> Nullable<Timestamptz>,
+        signed_at -> Nullable<Timestamptz>,
+        reminded_day_at -> Nullable<Timestamptz>,
+        reminded_hour_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     group_invites (id) {
         id -> Uuid,
         group_id -> Uuid,
@@ -115,6 +138,7 @@ diesel::table! {
         created_at -> Timestamptz,
         read_at -> Nullable<Timestamptz>,
         group_id -> Nullable<Uuid>,
+        session_id -> Nullable<Uuid>,
     }
 }
 
@@ -261,6 +285,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_attendance (session_id, user_id) {
+        session_id -> Uuid,
+        user_id -> Uuid,
+        stays -> Jsonb,
+        measured_minutes -> Int4,
+        minutes -> Int4,
+        kind -> Text,
+        adjusted_reason -> Nullable<Text>,
+        adjusted_at -> Nullable<Timestamptz>,
+        signed_at -> Nullable<Timestamptz>,
+        signed_by -> Nullable<Uuid>,
+        signer_name -> Nullable<Text>,
+        signer_license -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     taxonomy_terms (kind, slug) {
         kind -> Text,
         slug -> Text,
@@ -280,6 +321,7 @@ diesel::table! {
         disabled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        time_zone -> Text,
     }
 }
 
@@ -303,6 +345,8 @@ diesel::table! {
 
 diesel::joinable!(auth_sessions -> users (user_id));
 diesel::joinable!(group_invites -> groups (group_id));
+diesel::joinable!(group_sessions -> groups (group_id));
+diesel::joinable!(group_sessions -> users (host_id));
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
 diesel::joinable!(groups -> users (created_by));
@@ -318,6 +362,7 @@ diesel::joinable!(referral_offers -> referrals (referral_id));
 diesel::joinable!(referral_offers -> users (recipient_id));
 diesel::joinable!(refresh_tokens -> auth_sessions (session_id));
 diesel::joinable!(room_visits -> groups (group_id));
+diesel::joinable!(session_attendance -> group_sessions (session_id));
 diesel::joinable!(room_visits -> users (user_id));
 diesel::joinable!(ws_tickets -> groups (group_id));
 
@@ -327,6 +372,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_outbox,
     group_invites,
     group_members,
+    group_sessions,
     groups,
     login_throttle,
     messages,
@@ -340,6 +386,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_instances,
     room_visits,
     search_outbox,
+    session_attendance,
     taxonomy_terms,
     users,
     worker_state,

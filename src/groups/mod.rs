@@ -3,7 +3,10 @@
 //! listed group, leaving, and the moderation of members (mute, remove).
 //! The room itself — messages, presence — lives in `rooms`.
 
+pub mod attendance;
+pub mod hours;
 pub mod model;
+pub mod sessions;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Duration, Utc};
@@ -40,6 +43,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(change_role)
         .service(remove_member)
         .service(mute_member);
+    sessions::routes(cfg);
+    hours::routes(cfg);
 }
 
 fn no_group() -> AppError {
@@ -574,6 +579,7 @@ async fn invite_member(
                         kind: "group_invite",
                         referral: None,
                         group: Some(id),
+                        session: None,
                         message,
                         email_subject: Some(subject),
                     },
@@ -680,6 +686,7 @@ async fn request_to_join(
                     kind: "group_join_request",
                     referral: None,
                     group: Some(id),
+                    session: None,
                     message: format!("{name} asks to join \u{201c}{}\u{201d}.", group.name),
                     email_subject: Some(format!("A request to join \u{201c}{}\u{201d}", group.name)),
                 },
@@ -822,6 +829,7 @@ async fn answer(
                         },
                         referral: None,
                         group: Some(group.id),
+                        session: None,
                         message,
                         email_subject: None,
                     },

@@ -84,6 +84,7 @@ pub struct Notice<'a> {
     pub kind: &'a str,
     pub referral: Option<Uuid>,
     pub group: Option<Uuid>,
+    pub session: Option<Uuid>,
     pub message: String,
     /// Subject of the email; None for in-app only.
     pub email_subject: Option<String>,
@@ -103,6 +104,7 @@ pub async fn tell(
             notifications::kind.eq(notice.kind),
             notifications::referral_id.eq(notice.referral),
             notifications::group_id.eq(notice.group),
+            notifications::session_id.eq(notice.session),
             notifications::message.eq(&notice.message),
             notifications::created_at.eq(now),
         ))

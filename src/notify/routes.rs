@@ -29,6 +29,7 @@ pub struct NotificationView {
     pub kind: String,
     pub referral_id: Option<Uuid>,
     pub group_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
     pub message: String,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,

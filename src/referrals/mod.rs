@@ -182,6 +182,7 @@ async fn tell(
         kind,
         referral: Some(referral),
         group: None,
+        session: None,
         message,
         email_subject: Some(subject.to_string()),
     };

@@ -137,6 +137,25 @@ async fn handle(state: &AppState, signals: Vec<Signal>) -> AppResult<()> {
                     announce_presence(state, group, person, online);
                 }
             }
+            Signal::Session { group, session } => {
+                if hub.cursor(group).is_some() {
+                    let mut conn = state.pool.get().await?;
+                    if let Some(s) =
+                        crate::groups::sessions::session_state(&mut conn, group, Some(session))
+                            .await?
+                    {
+                        let frame = ServerFrame::Session {
+                            group_id: group,
+                            session_id: s.id,
+                            state: &s.status,
+                            title: &s.title,
+                            locked: s.locked_at.is_some(),
+                        }
+                        .to_text();
+                        hub.broadcast(group, None, frame.into());
+                    }
+                }
+            }
             Signal::Member { group, user } => {
                 if hub.local_users(group).contains(&user) {
                     recheck_member(state, group, user, true).await?;

@@ -58,6 +58,11 @@ pub enum Signal {
         group: Uuid,
         user: Uuid,
     },
+    /// A session of the group started, ended, was cancelled, locked or unlocked.
+    Session {
+        group: Uuid,
+        session: Uuid,
+    },
 }
 
 /// Sends a signal to every instance. Call it after the change commits:

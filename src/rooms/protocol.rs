@@ -116,6 +116,15 @@ pub enum ServerFrame<'a> {
     Removed {
         group_id: Uuid,
     },
+    /// A hosted session in this room: `live`, `ended`, `cancelled` or `scheduled`.
+    Session {
+        group_id: Uuid,
+        session_id: Uuid,
+        state: &'a str,
+        title: &'a str,
+        /// Only the people present when it was locked may enter.
+        locked: bool,
+    },
     Error {
         code: &'static str,
         message: String,

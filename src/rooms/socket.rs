@@ -300,10 +300,36 @@ impl Conn {
             .to_text(),
         )
         .await?;
+        self.tell_live_session(group).await?;
         if let Some(after) = after_id {
             self.replay(group, after, last_id).await?;
         }
         Ok(())
+    }
+
+    /// On entering: the session under way in this room, if any.
+    async fn tell_live_session(&mut self, group: Uuid) -> Result<(), End> {
+        let state = self.state.clone();
+        let live: AppResult<_> = async {
+            let mut db = state.pool.get().await?;
+            crate::groups::sessions::live(&mut db, group).await
+        }
+        .await;
+        match live {
+            Ok(Some(s)) => {
+                let frame = ServerFrame::Session {
+                    group_id: group,
+                    session_id: s.id,
+                    state: &s.status,
+                    title: &s.title,
+                    locked: s.locked_at.is_some(),
+                }
+                .to_text();
+                self.send_text(frame).await
+            }
+            Ok(None) => Ok(()),
+            Err(e) => self.send_error(e, None).await,
+        }
     }
 
     /// Membership check, visit, registration with the hub. None when not a member.
@@ -315,6 +341,13 @@ impl Conn {
         else {
             return Ok(None);
         };
+        if !crate::groups::sessions::may_enter(&mut db, group, self.caller.user).await? {
+            return Err(AppError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "room_locked",
+                "A session is under way and its host locked the room.",
+            ));
+        }
         // The room's starting point if it is new here: read before registering,
         // so a message committed in between is delivered, not skipped.
         let cursor = super::last_message_id(&mut db, group).await?;

@@ -219,6 +219,20 @@ async fn the_openapi_document_describes_every_route() {
         ("get", "/api/v1/ws"),
         ("get", "/api/v1/groups/{id}/messages"),
         ("delete", "/api/v1/groups/{id}/messages/{message_id}"),
+        ("put", "/api/v1/me/time-zone"),
+        ("post", "/api/v1/groups/{id}/sessions"),
+        ("get", "/api/v1/groups/{id}/sessions"),
+        ("get", "/api/v1/me/sessions"),
+        ("get", "/api/v1/sessions/{id}"),
+        ("post", "/api/v1/sessions/{id}/start"),
+        ("post", "/api/v1/sessions/{id}/end"),
+        ("post", "/api/v1/sessions/{id}/cancel"),
+        ("post", "/api/v1/sessions/{id}/lock"),
+        ("post", "/api/v1/sessions/{id}/unlock"),
+        ("post", "/api/v1/sessions/{id}/sign-off"),
+        ("patch", "/api/v1/sessions/{id}/attendance/{user_id}"),
+        ("get", "/api/v1/me/supervision-hours"),
+        ("get", "/api/v1/me/supervision-hours.csv"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];

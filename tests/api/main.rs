@@ -15,3 +15,4 @@ mod rooms;
 mod search;
 mod search_contract;
 mod seed;
+mod sessions;
