@@ -103,12 +103,18 @@ async fn require_moderator(
 ) -> AppResult<Membership> {
     let m = require_member(conn, group, user).await?;
     if m.role.moderates() {
-        Ok(m)
-    } else {
-        Err(AppError::forbidden(
-            "Only the group's hosts and moderators can do this.",
-        ))
+        return Ok(m);
     }
+    // The host of a live session moderates while it lasts.
+    if sessions::hosts_live(conn, group, user).await? {
+        return Ok(Membership {
+            role: GroupRole::Moderator,
+            muted_until: m.muted_until,
+        });
+    }
+    Err(AppError::forbidden(
+        "Only the group's hosts and moderators can do this.",
+    ))
 }
 
 async fn require_host(

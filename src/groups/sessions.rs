@@ -972,6 +972,11 @@ pub async fn session_state(
     )
 }
 
+/// Whether someone hosts the session live in a group now.
+pub async fn hosts_live(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid) -> AppResult<bool> {
+    Ok(live(conn, group).await?.is_some_and(|s| s.host_id == user))
+}
+
 /// Whether someone may enter a group's room now: always, unless a live
 /// session locked it and they were not there when it was locked.
 pub async fn may_enter(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid) -> AppResult<bool> {

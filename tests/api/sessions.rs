@@ -364,3 +364,52 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
         .await
         .assert_error(StatusCode::CONFLICT, "invalid_transition");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_who_is_only_a_member_moderates_while_hosting() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("Ana").await;
+    let ben = app.register("Ben").await;
+    let sam = supervisor(&app, "Sam").await;
+    let group = ana.create_group("Peer consultation", false).await;
+    ana.bring_in(group, &sam).await;
+    ana.bring_in(group, &ben).await;
+    let start = tomorrow_at_nine_in(&app, "UTC");
+    let made = sam
+        .post(
+            &format!("/api/v1/groups/{group}/sessions"),
+            json!({"title": "Consultation hour", "kind": "peer_consultation", "starts_at": start, "planned_minutes": 45}),
+        )
+        .await;
+    let id = made.assert(StatusCode::CREATED)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mute = format!("/api/v1/groups/{group}/members/{}/mute", ben.id);
+    sam.post(&mute, json!({"minutes": 5}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    // The group's host may not start someone else's session.
+    ana.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    sam.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    sam.post(&mute, json!({"minutes": 5}))
+        .await
+        .assert(StatusCode::OK);
+    sam.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/groups/{group}/members/{}", ana.id),
+        None,
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    sam.post(&format!("/api/v1/sessions/{id}/end"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    sam.post(&mute, json!({"minutes": 0}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+}
