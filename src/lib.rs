@@ -181,7 +181,14 @@ impl Application {
                     middleware::DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Referrer-Policy", "no-referrer"))
-                        .add(("X-Frame-Options", "DENY")),
+                        .add(("X-Frame-Options", "DENY"))
+                        // The web client is plain modules from this origin: no inline code.
+                        .add((
+                            "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+                             frame-ancestors 'none'",
+                        )),
                 )
                 .wrap(middleware::ErrorHandlers::new().default_handler(http::json_error_fallback))
                 .wrap(TracingLogger::<http::KithRootSpan>::new())

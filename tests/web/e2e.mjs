@@ -1,0 +1,259 @@
+// End-to-end story of Kith's web client in real headless Chromium against a
+// real server on a real PostgreSQL database of its own. Screenshots of the
+// key screens go to test-output/web/. Run by scripts/test; needs
+// DATABASE_URL (an account that may create databases) and target/debug/kith.
+
+import { spawn, execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const out = join(root, "test-output", "web");
+const kith = join(root, "target", "debug", "kith");
+const port = 18300 + Math.floor(Math.random() * 500);
+const base = `http://127.0.0.1:${port}`;
+const password = "lantern orbit cobalt rain";
+const adminUrl = process.env.DATABASE_URL || "postgres://kith:kith@127.0.0.1:5432/kith";
+const dbName = `kith_web_${process.pid}`;
+const dbUrl = adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const psql = (sql) => execFileSync("psql", [adminUrl, "-qc", sql], { stdio: "pipe" });
+psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+psql(`CREATE DATABASE ${dbName}`);
+const env = {
+  ...process.env, DATABASE_URL: dbUrl, KITH_ADDR: `127.0.0.1:${port}`, KITH_PUBLIC_URL: base,
+  KITH_ALLOWED_ORIGINS: base, KITH_DATA_DIR: mkdtempSync(join(tmpdir(), "kith-web-")), KITH_WEB_DIR: join(root, "web"), KITH_LOG: "warn",
+};
+execFileSync(kith, ["migrate"], { env, stdio: "pipe" });
+const server = spawn(kith, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
+for (let i = 0; ; i++) {
+  try {
+    if ((await fetch(`${base}/ready`)).ok) break;
+  } catch { /* not yet */ }
+  if (i > 300) throw new Error("the server did not start");
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+let failed = false;
+let step = 0;
+const results = [];
+
+async function shot(page, name) {
+  step += 1;
+  await page.screenshot({ path: join(out, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+
+async function test(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (err) {
+    failed = true;
+    results.push(`FAIL ${name}: ${err.stack || err}`);
+  }
+}
+
+async function person(name) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => results.push(`page error (${name}): ${e.message}`));
+  return { name, email: `${name.toLowerCase()}@clinic.example`, context, page };
+}
+
+async function signUp(p) {
+  await p.page.goto(`${base}/#/signup`);
+  await p.page.getByLabel("Your name, as colleagues will see it").fill(p.name);
+  await p.page.getByLabel("Email").fill(p.email);
+  await p.page.getByLabel("Password").fill(password);
+  await p.page.getByRole("button", { name: "Create account" }).click();
+  await p.page.getByRole("heading", { name: "My profile" }).waitFor();
+}
+
+const ana = await person("Ana");
+const ben = await person("Ben");
+let referralUrl;
+
+await test("two clinicians sign up; a weak password is explained next to its field; the session survives a reload", async () => {
+  await ana.page.goto(`${base}/`);
+  await ana.page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await shot(ana.page, "sign-in");
+  await ana.page.goto(`${base}/#/signup`);
+  await ana.page.getByLabel("Your name, as colleagues will see it").fill("Ana");
+  await ana.page.getByLabel("Email").fill(ana.email);
+  await ana.page.getByLabel("Password").fill("password123");
+  await ana.page.getByRole("button", { name: "Create account" }).click();
+  const error = ana.page.locator(".field-error:not([hidden])");
+  await error.waitFor();
+  assert.match(await error.textContent(), /12 characters|password/i);
+  await shot(ana.page, "sign-up-weak-password");
+  await ana.page.getByLabel("Password").fill(password);
+  await ana.page.getByRole("button", { name: "Create account" }).click();
+  await ana.page.getByRole("heading", { name: "My profile" }).waitFor();
+  await ana.page.reload();
+  await ana.page.getByRole("heading", { name: "My profile" }).waitFor();
+  await signUp(ben);
+});
+
+await test("Ben fills in his profile and capacity", async () => {
+  const page = ben.page;
+  await page.getByLabel("Licensed in (states)").fill("IL");
+  await page.locator("select[name=specialties]").selectOption(["trauma-ptsd", "anxiety"].filter(Boolean));
+  await page.getByLabel("Telehealth").check();
+  await page.getByLabel("City", { exact: true }).fill("Chicago");
+  await page.getByLabel("State", { exact: true }).fill("IL");
+  await page.getByRole("button", { name: "Save profile" }).click();
+  await page.getByText("Profile saved.").waitFor();
+  await page.getByLabel("Open slots").fill("2");
+  await page.getByLabel("Accepting referrals").check();
+  await page.getByRole("button", { name: "Update capacity" }).click();
+  await page.getByText("Capacity saved.").waitFor();
+  await page.locator(".capacity .cap-open").waitFor();
+  await shot(page, "profile-capacity");
+});
+
+await test("Ana finds Ben by a misspelled specialty and refers a client", async () => {
+  const page = ana.page;
+  await page.goto(`${base}/#/search`);
+  await page.getByLabel("Search colleagues").fill("traumma");
+  const card = page.locator("article.hit", { hasText: "Ben" });
+  for (let i = 0; i < 40 && !(await card.count()); i++) {
+    await page.waitForTimeout(250);
+    await page.getByLabel("Search colleagues").fill(i % 2 ? "traumma" : "traumma ");
+  }
+  await card.waitFor();
+  assert.match(await card.textContent(), /Open now/);
+  assert.match(await card.textContent(), /Why this match/);
+  await shot(page, "search-misspelled");
+  await card.getByRole("link", { name: "Refer to Ben" }).click();
+  await page.getByRole("heading", { name: /Refer a client to Ben/ }).waitFor();
+  await page.getByLabel("State", { exact: true }).fill("IL");
+  await page.locator("select[name=concerns]").selectOption(["trauma-ptsd"]);
+  await page.getByLabel("Client's name").fill("Jordan Example");
+  await page.getByLabel("Phone").fill("555-201-3344");
+  await shot(page, "refer-form");
+  await page.getByRole("button", { name: "Send referral" }).click();
+  await page.locator("#status", { hasText: "requested" }).waitFor();
+  referralUrl = page.url();
+  await shot(page, "referral-sent");
+});
+
+await test("Ben accepts from his inbox and sees the contact; Ana's page updates by itself", async () => {
+  const page = ben.page;
+  await page.goto(`${base}/#/referrals?box=inbox`);
+  await page.locator("ul.list a").first().click();
+  await page.getByRole("button", { name: "Accept (take an open slot)" }).waitFor();
+  assert.equal(await page.locator("#contact").count(), 0, "no contact before accepting");
+  await page.getByRole("button", { name: "Accept (take an open slot)" }).click();
+  await page.locator("#contact", { hasText: "Jordan Example" }).waitFor();
+  await shot(page, "accepted-contact");
+  // Ana did not reload.
+  assert.equal(ana.page.url(), referralUrl);
+  await ana.page.locator("#status", { hasText: "accepted" }).waitFor({ timeout: 10000 });
+  await ana.page.locator("#timeline li", { hasText: "accepted" }).waitFor();
+  assert.equal(await ana.page.locator("#contact").count(), 0, "the sender never sees the contact");
+  await shot(ana.page, "timeline-updated");
+  const unread = ana.page.locator("#unread:not([hidden])");
+  await unread.waitFor({ timeout: 15000 });
+});
+
+let groupUrl;
+await test("both talk in a group room; the privacy guard warns and 'send anyway' sends", async () => {
+  const page = ana.page;
+  await page.goto(`${base}/#/groups`);
+  await page.getByLabel("Name").fill("Trauma consultation");
+  await page.getByLabel("Topic").fill("Hard cases");
+  await page.getByRole("button", { name: "Create group" }).click();
+  await page.getByRole("heading", { name: "Trauma consultation" }).waitFor();
+  groupUrl = page.url();
+  await page.getByLabel("Colleague's email").fill(ben.email);
+  await page.getByRole("button", { name: "Invite" }).click();
+  await page.getByText("Invitation sent.").waitFor();
+  await ben.page.goto(`${base}/#/groups`);
+  await ben.page.getByRole("button", { name: "Accept" }).click();
+  await ben.page.getByRole("link", { name: "Trauma consultation" }).click();
+  await ben.page.locator("#connection", { hasText: "Connected" }).waitFor();
+  await page.goto(groupUrl);
+  await page.locator("#connection", { hasText: "Connected" }).waitFor();
+  await page.getByRole("textbox", { name: "Message" }).fill("Has anyone used EMDR with a teen who dissociates?");
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await ben.page.locator("#messages .message", { hasText: "EMDR with a teen" }).waitFor();
+  await ben.page.getByRole("textbox", { name: "Message" }).fill("Yes, go slowly with resourcing first.");
+  await ben.page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator("#messages .message", { hasText: "resourcing" }).waitFor();
+  await page.locator("#presence li", { hasText: "Ben" }).waitFor();
+  await page.getByRole("textbox", { name: "Message" }).fill("Her mother is at 555-123-4567 if anyone knows the school");
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator(".warning", { hasText: "555-123-4567" }).waitFor();
+  await shot(page, "privacy-warning");
+  await page.getByRole("button", { name: "Send anyway" }).click();
+  await ben.page.locator("#messages .message", { hasText: "school" }).waitFor();
+  // Reload mid-conversation: nothing lost, nothing doubled.
+  await ben.page.reload();
+  await ben.page.locator("#connection", { hasText: "Connected" }).waitFor();
+  await ben.page.locator("#messages .message", { hasText: "school" }).waitFor();
+  assert.equal(await ben.page.locator("#messages .message", { hasText: "EMDR with a teen" }).count(), 1);
+  await shot(ben.page, "room");
+});
+
+await test("a supervisor runs a short session and an attendee downloads the hours CSV", async () => {
+  execFileSync(kith, ["set-role", "--email", ana.email, "--role", "supervisor"], { env, stdio: "pipe" });
+  // Sign in again so the page knows the new role.
+  await ana.page.getByRole("button", { name: "Sign out" }).click();
+  await ana.page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await ana.page.getByLabel("Email").fill(ana.email);
+  await ana.page.getByLabel("Password").fill(password);
+  await ana.page.getByRole("button", { name: "Sign in" }).click();
+  await ana.page.getByRole("heading", { name: "Find colleagues" }).waitFor();
+  await ana.page.goto(groupUrl);
+  const soon = new Date(Date.now() + 10 * 60 * 1000);
+  const local = new Date(soon.getTime() - soon.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await ana.page.getByLabel("Title").fill("Case review");
+  await ana.page.getByLabel("Starts (your time zone)").fill(local);
+  await ana.page.getByLabel("Minutes").fill("30");
+  await ana.page.getByRole("button", { name: "Schedule" }).click();
+  await ana.page.getByRole("button", { name: "Start", exact: true }).waitFor();
+  await ben.page.goto(groupUrl);
+  await ben.page.locator("#connection", { hasText: "Connected" }).waitFor();
+  await ana.page.getByRole("button", { name: "Start", exact: true }).click();
+  await ben.page.locator("#session-banner .banner", { hasText: "Live session: Case review" }).waitFor({ timeout: 10000 });
+  await shot(ben.page, "live-session");
+  // Long enough to count a minute.
+  await ben.page.waitForTimeout(35000);
+  await ana.page.locator("#connection", { hasText: "Connected" }).waitFor();
+  await ana.page.getByRole("button", { name: "End", exact: true }).click();
+  await ana.page.getByRole("button", { name: "Sign off attendance" }).click();
+  await ana.page.getByRole("button", { name: "Sign off attendance" }).waitFor({ state: "detached" });
+  await ana.page.locator("li[data-session]", { hasText: "ended" }).waitFor();
+  await ben.page.goto(`${base}/#/sessions`);
+  await ben.page.locator("#total-hours", { hasText: "0.02 hours" }).waitFor();
+  await shot(ben.page, "hours");
+  const [download] = await Promise.all([ben.page.waitForEvent("download"), ben.page.getByRole("button", { name: "Download CSV" }).click()]);
+  const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
+  assert.equal(csv[0], "date,group,session,kind,minutes,hours,supervisor,supervisor_license,signed_at");
+  assert.match(csv[1], /Trauma consultation,Case review,group_supervision,1,0\.02,Ana,/);
+});
+
+await test("signing out ends the session in the browser", async () => {
+  await ben.page.getByRole("button", { name: "Sign out" }).click();
+  await ben.page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await ben.page.goto(`${base}/#/referrals`);
+  await ben.page.getByRole("heading", { name: "Sign in" }).waitFor();
+});
+
+await browser.close();
+server.kill();
+psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+console.log(results.join("\n"));
+console.log(`screenshots: ${out}`);
+process.exit(failed ? 1 : 0);
