@@ -199,6 +199,7 @@ async function searchPage(params) {
   const sidebar = h("aside", { "aria-label": "Filters" });
   const results = h("section", { "aria-live": "polite", "aria-label": "Results" });
   let page = 1;
+  let searches = 0;
 
   async function run() {
     const query = new URLSearchParams();
@@ -210,6 +211,7 @@ async function searchPage(params) {
     for (const [kind] of FACETS) for (const v of chosen[kind]) query.append(singular[kind], v);
     query.set("page", page);
     query.set("per_page", 10);
+    const asked = ++searches;
     let res;
     try {
       res = await api.call("GET", `/search/clinicians?${query}`);
@@ -217,6 +219,9 @@ async function searchPage(params) {
       results.replaceChildren(h("p", { class: "error" }, err.message));
       return;
     }
+    // A slower answer to an older query must not replace a newer one.
+    if (asked !== searches) return;
+    results.dataset.query = q.value.trim();
     drawFacets(res.facets);
     results.replaceChildren(
       h("p", { class: "muted", id: "total" }, `${res.total} colleague${res.total === 1 ? "" : "s"}`),
