@@ -953,6 +953,42 @@ async fn leave_group(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// One member as the member list shows them.
+async fn member_view(
+    conn: &mut AsyncPgConnection,
+    group: Uuid,
+    user: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<MemberView> {
+    let (display_name, role, joined_at, muted_until): (
+        String,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    ) = group_members::table
+        .inner_join(users_t::table)
+        .filter(
+            group_members::group_id
+                .eq(group)
+                .and(group_members::user_id.eq(user)),
+        )
+        .select((
+            users_t::display_name,
+            group_members::role,
+            group_members::joined_at,
+            group_members::muted_until,
+        ))
+        .first(conn)
+        .await?;
+    Ok(MemberView {
+        user_id: user,
+        display_name,
+        role: role.parse()?,
+        joined_at,
+        muted_until: muted_until.filter(|u| *u > now),
+    })
+}
+
 /// Moderators act on members, not on hosts or other moderators.
 fn outranks(actor: GroupRole, target: GroupRole) -> AppResult<()> {
     if actor == GroupRole::Host || target == GroupRole::Member {
@@ -1013,31 +1049,7 @@ async fn change_role(
                     .detail(serde_json::json!({ "member": user, "role": role.as_str() })),
             )
             .await?;
-            let (display_name, joined_at, muted_until): (
-                String,
-                DateTime<Utc>,
-                Option<DateTime<Utc>>,
-            ) = group_members::table
-                .inner_join(users_t::table)
-                .filter(
-                    group_members::group_id
-                        .eq(group)
-                        .and(group_members::user_id.eq(user)),
-                )
-                .select((
-                    users_t::display_name,
-                    group_members::joined_at,
-                    group_members::muted_until,
-                ))
-                .first(conn)
-                .await?;
-            Ok(MemberView {
-                user_id: user,
-                display_name,
-                role,
-                joined_at,
-                muted_until: muted_until.filter(|u| *u > now),
-            })
+            member_view(conn, group, user, now).await
         })
         .await?;
     rooms::announce(&mut conn, &Signal::Member { group, user }).await?;
@@ -1124,23 +1136,7 @@ async fn mute_member(
                     .detail(serde_json::json!({ "member": user, "until": until })),
             )
             .await?;
-            let (display_name, joined_at): (String, DateTime<Utc>) = group_members::table
-                .inner_join(users_t::table)
-                .filter(
-                    group_members::group_id
-                        .eq(group)
-                        .and(group_members::user_id.eq(user)),
-                )
-                .select((users_t::display_name, group_members::joined_at))
-                .first(conn)
-                .await?;
-            Ok(MemberView {
-                user_id: user,
-                display_name,
-                role: target.role,
-                joined_at,
-                muted_until: until,
-            })
+            member_view(conn, group, user, now).await
         })
         .await?;
     rooms::announce(&mut conn, &Signal::Member { group, user }).await?;

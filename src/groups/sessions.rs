@@ -221,6 +221,13 @@ async fn show(
     })
 }
 
+/// The session as its viewer sees it, as a reply.
+async fn respond(conn: &mut AsyncPgConnection, id: Uuid, viewer: Uuid) -> AppResult<HttpResponse> {
+    let session = load(conn, id).await?;
+    let tz = viewer_zone(conn, viewer).await?;
+    Ok(HttpResponse::Ok().json(show(conn, session, viewer, tz).await?))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
@@ -609,9 +616,7 @@ async fn act(
         })
         .await?;
     rooms::announce(&mut conn, &Signal::Session { group, session: id }).await?;
-    let session = load(&mut conn, id).await?;
-    let tz = viewer_zone(&mut conn, auth.user_id).await?;
-    Ok(HttpResponse::Ok().json(show(&mut conn, session, auth.user_id, tz).await?))
+    respond(&mut conn, id, auth.user_id).await
 }
 
 /// Attendance lines from the room's visits between start and end, for the
@@ -792,9 +797,7 @@ async fn sign_off(
         Ok(())
     })
     .await?;
-    let session = load(&mut conn, id).await?;
-    let tz = viewer_zone(&mut conn, auth.user_id).await?;
-    Ok(HttpResponse::Ok().json(show(&mut conn, session, auth.user_id, tz).await?))
+    respond(&mut conn, id, auth.user_id).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -920,18 +923,31 @@ async fn adjust_attendance(
         Ok(())
     })
     .await?;
-    let session = load(&mut conn, id).await?;
-    let tz = viewer_zone(&mut conn, auth.user_id).await?;
-    Ok(HttpResponse::Ok().json(show(&mut conn, session, auth.user_id, tz).await?))
+    respond(&mut conn, id, auth.user_id).await
 }
 
 /// A group's live session, as the room shows it.
+#[derive(Debug, Clone)]
 pub struct LiveSession {
     pub id: Uuid,
     pub title: String,
     pub status: String,
     pub locked_at: Option<DateTime<Utc>>,
     pub host_id: Uuid,
+}
+
+impl LiveSession {
+    /// The room's `session` frame.
+    pub fn frame(&self, group: Uuid) -> String {
+        crate::rooms::protocol::ServerFrame::Session {
+            group_id: group,
+            session_id: self.id,
+            state: &self.status,
+            title: &self.title,
+            locked: self.locked_at.is_some(),
+        }
+        .to_text()
+    }
 }
 
 /// The session that is live in a group, if any.

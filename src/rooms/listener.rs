@@ -144,14 +144,7 @@ async fn handle(state: &AppState, signals: Vec<Signal>) -> AppResult<()> {
                         crate::groups::sessions::session_state(&mut conn, group, Some(session))
                             .await?
                     {
-                        let frame = ServerFrame::Session {
-                            group_id: group,
-                            session_id: s.id,
-                            state: &s.status,
-                            title: &s.title,
-                            locked: s.locked_at.is_some(),
-                        }
-                        .to_text();
+                        let frame = s.frame(group);
                         hub.broadcast(group, None, frame.into());
                     }
                 }

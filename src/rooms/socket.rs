@@ -316,17 +316,7 @@ impl Conn {
         }
         .await;
         match live {
-            Ok(Some(s)) => {
-                let frame = ServerFrame::Session {
-                    group_id: group,
-                    session_id: s.id,
-                    state: &s.status,
-                    title: &s.title,
-                    locked: s.locked_at.is_some(),
-                }
-                .to_text();
-                self.send_text(frame).await
-            }
+            Ok(Some(s)) => self.send_text(s.frame(group)).await,
             Ok(None) => Ok(()),
             Err(e) => self.send_error(e, None).await,
         }
