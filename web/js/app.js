@@ -189,7 +189,11 @@ async function profilePage() {
 const FACETS = [["specialties", "Specialty"], ["insurance", "Insurance"], ["languages", "Language"], ["modalities", "Modality"]];
 
 async function searchPage(params) {
-  await vocabulary();
+  const [, mine] = await Promise.all([vocabulary(), api.call("GET", "/profiles/me")]);
+  const here = mine.latitude != null && mine.longitude != null ? `${mine.latitude},${mine.longitude}` : null;
+  const radius = h("select", { name: "radius_km", disabled: !here },
+    [["", "Any distance"], ["10", "Within 10 km"], ["25", "Within 25 km"], ["50", "Within 50 km"], ["100", "Within 100 km"]]
+      .map(([v, t]) => h("option", { value: v, selected: params.get("radius_km") === v }, t)));
   const q = h("input", { name: "q", type: "search", placeholder: "e.g. trauma, EMDR, anxiety in teens", value: params.get("q") || "", "aria-label": "Search colleagues" });
   const state = h("input", { name: "licensed_in", placeholder: "IL", maxlength: 2, value: params.get("licensed_in") || "" });
   const tele = h("input", { type: "checkbox", name: "telehealth", checked: params.get("telehealth") === "true" });
@@ -207,6 +211,10 @@ async function searchPage(params) {
     if (state.value.trim()) query.set("licensed_in", state.value.trim().toUpperCase());
     if (tele.checked) query.set("telehealth", "true");
     if (accepting.checked) query.set("accepting", "true");
+    if (here && radius.value) {
+      query.set("near", here);
+      query.set("radius_km", radius.value);
+    }
     const singular = { specialties: "specialty", insurance: "insurance", languages: "language", modalities: "modality" };
     for (const [kind] of FACETS) for (const v of chosen[kind]) query.append(singular[kind], v);
     query.set("page", page);
@@ -234,6 +242,7 @@ async function searchPage(params) {
   function drawFacets(facets) {
     sidebar.replaceChildren(
       field("Licensed in", state),
+      field("Distance from my practice", radius, here ? null : "Add your practice's location to your profile to use this."),
       h("label", { class: "check" }, tele, "Offers telehealth"),
       h("label", { class: "check" }, accepting, "Accepting referrals"),
       ...FACETS.map(([kind, title]) => {
@@ -250,8 +259,8 @@ async function searchPage(params) {
       }));
   }
 
-  for (const input of [state, tele, accepting]) input.addEventListener("change", () => { page = 1; run(); });
-  q.addEventListener("input", debounce(() => { page = 1; run(); }, 100));
+  for (const input of [state, tele, accepting, radius]) input.addEventListener("change", () => { page = 1; run(); });
+  q.addEventListener("input", debounce(() => { page = 1; run(); }, 80));
   render(h("h1", {}, "Find colleagues"), q, h("div", { class: "grid" }, sidebar, results));
   run();
 }
