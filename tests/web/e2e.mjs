@@ -31,14 +31,23 @@ const env = {
   KITH_ALLOWED_ORIGINS: base, KITH_DATA_DIR: mkdtempSync(join(tmpdir(), "kith-web-")), KITH_WEB_DIR: join(root, "web"), KITH_LOG: "warn",
 };
 execFileSync(kith, ["migrate"], { env, stdio: "pipe" });
-const server = spawn(kith, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`${base}/ready`)).ok) break;
-  } catch { /* not yet */ }
-  if (i > 300) throw new Error("the server did not start");
-  await new Promise((r) => setTimeout(r, 100));
+let server;
+async function startServer() {
+  server = spawn(kith, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/ready`)).ok) break;
+    } catch { /* not yet */ }
+    if (i > 300) throw new Error("the server did not start");
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
+async function stopServer() {
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGKILL");
+  await exited;
+}
+await startServer();
 
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
@@ -108,7 +117,8 @@ await test("two clinicians sign up; a weak password is explained next to its fie
 await test("Ben fills in his profile and capacity", async () => {
   const page = ben.page;
   await page.getByLabel("Licensed in (states)").fill("IL");
-  await page.locator("select[name=specialties]").selectOption(["trauma-ptsd", "anxiety"].filter(Boolean));
+  await page.locator("select[name=specialties]").selectOption(["trauma-ptsd", "anxiety"]);
+  await page.locator("select[name=populations]").selectOption(["adults"]);
   await page.getByLabel("Telehealth").check();
   await page.getByLabel("City", { exact: true }).fill("Chicago");
   await page.getByLabel("State", { exact: true }).fill("IL");
@@ -244,6 +254,81 @@ await test("a supervisor runs a short session and an attendee downloads the hour
   assert.match(csv[1], /Trauma consultation,Case review,group_supervision,1,0\.02,Ana,/);
 });
 
+
+await test("a colleague declines with a reason; a cascade goes to the match shortlist", async () => {
+  // An administrator verifies Ben's license (the shortlist takes verified colleagues only).
+  const reg = await (await fetch(`${base}/api/v1/auth/register`, { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "root@clinic.example", password, display_name: "Root" }) })).json();
+  execFileSync(kith, ["set-role", "--email", "root@clinic.example", "--role", "admin"], { env, stdio: "pipe" });
+  const login = await (await fetch(`${base}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "root@clinic.example", password }) })).json();
+  const benId = (await (await fetch(`${base}/api/v1/search/clinicians?q=Ben`, { headers: { authorization: `Bearer ${login.access_token}` } })).json()).hits[0].user_id;
+  const verified = await fetch(`${base}/api/v1/admin/users/${benId}/verification`, { method: "PUT",
+    headers: { "content-type": "application/json", authorization: `Bearer ${login.access_token}` }, body: JSON.stringify({ verified: true }) });
+  assert.equal(verified.status, 200, `verification: ${await verified.text()}`);
+  assert.ok(reg.account);
+
+  const page = ana.page;
+  await page.goto(`${base}/#/refer`);
+  await page.getByLabel("How to send it").selectOption("cascade");
+  await page.getByLabel("State", { exact: true }).fill("IL");
+  await page.locator("select[name=concerns]").selectOption(["trauma-ptsd"]);
+  await page.getByLabel("Client's name").fill("Sam Placeholder");
+  await page.getByRole("button", { name: "Send referral" }).click();
+  // Without a way to reach the client, the form says so.
+  await page.locator(".error:not([hidden])", { hasText: "phone number or an email" }).waitFor();
+  await page.getByLabel("Phone").fill("555-201-9988");
+  let listed = false;
+  for (let i = 0; i < 20 && !listed; i++) {
+    await page.getByRole("button", { name: "Find the best colleagues" }).click();
+    listed = await page.locator("ol li", { hasText: "Ben" }).waitFor({ timeout: 500 }).then(() => true, () => false);
+  }
+  assert.ok(listed, "Ben is on the shortlist");
+  await shot(page, "shortlist");
+  await page.getByRole("button", { name: "Send referral" }).click();
+  await page.locator("#status", { hasText: "requested" }).waitFor();
+
+  await ben.page.goto(`${base}/#/referrals?box=inbox&status=requested`);
+  await ben.page.locator("ul.list a").first().click();
+  await ben.page.getByLabel("Reason").selectOption("not_a_fit");
+  await ben.page.getByRole("button", { name: "Decline" }).click();
+  await page.locator("#timeline li", { hasText: "declined" }).or(page.locator("#status", { hasText: /declined|expired/ })).first().waitFor({ timeout: 10000 });
+  await shot(page, "declined");
+});
+
+await test("a host deletes a message and everyone sees it go; after the server restarts nothing is lost or doubled", async () => {
+  await ana.page.goto(groupUrl);
+  await ben.page.goto(`${base}/#/search`);
+  await ben.page.goto(groupUrl);
+  for (const p of [ana.page, ben.page]) await p.locator("#connection", { hasText: "Connected" }).waitFor();
+  await ben.page.getByRole("textbox", { name: "Message" }).fill("an unkind remark");
+  await ben.page.getByRole("button", { name: "Send", exact: true }).click();
+  const remark = ana.page.locator("#messages .message", { hasText: "an unkind remark" });
+  await remark.waitFor();
+  await remark.getByRole("button", { name: "Delete message" }).click();
+  await ben.page.locator("#messages .message.deleted").waitFor();
+  assert.equal(await ben.page.locator("#messages .message", { hasText: "an unkind remark" }).count(), 0);
+
+  // The network goes: the server dies and comes back on the same address.
+  await stopServer();
+  await ben.page.locator("#connection", { hasText: "Reconnecting" }).waitFor();
+  // Written while offline: kept and sent on reconnecting.
+  await ben.page.getByRole("textbox", { name: "Message" }).fill("written while the line was down");
+  await ben.page.getByRole("button", { name: "Send", exact: true }).click();
+  await startServer();
+  for (const p of [ana.page, ben.page]) await p.locator("#connection", { hasText: "Connected" }).waitFor({ timeout: 20000 });
+  await ana.page.locator("#messages .message", { hasText: "written while the line was down" }).waitFor({ timeout: 10000 });
+  await ana.page.getByRole("textbox", { name: "Message" }).fill("back again");
+  await ana.page.getByRole("button", { name: "Send", exact: true }).click();
+  await ben.page.locator("#messages .message", { hasText: "back again" }).waitFor();
+  await ben.page.waitForTimeout(500);
+  for (const p of [ana.page, ben.page]) {
+    assert.equal(await p.locator("#messages .message", { hasText: "written while the line was down" }).count(), 1);
+    assert.equal(await p.locator("#messages .message", { hasText: "back again" }).count(), 1);
+  }
+  await shot(ben.page, "after-reconnect");
+});
+
 await test("signing out ends the session in the browser", async () => {
   await ben.page.getByRole("button", { name: "Sign out" }).click();
   await ben.page.getByRole("heading", { name: "Sign in" }).waitFor();
@@ -252,7 +337,7 @@ await test("signing out ends the session in the browser", async () => {
 });
 
 await browser.close();
-server.kill();
+await stopServer();
 psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
 console.log(results.join("\n"));
 console.log(`screenshots: ${out}`);
