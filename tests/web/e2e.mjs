@@ -329,6 +329,14 @@ await test("a host deletes a message and everyone sees it go; after the server r
   await shot(ben.page, "after-reconnect");
 });
 
+await test("thirty minutes without activity end the session", async () => {
+  await ana.page.goto(`${base}/#/referrals`);
+  await ana.page.getByRole("heading", { name: "Referrals" }).waitFor();
+  await ana.page.evaluate(() => localStorage.setItem("kith.active", String(Date.now() - 31 * 60 * 1000)));
+  await ana.page.reload();
+  await ana.page.getByRole("heading", { name: "Sign in" }).waitFor();
+});
+
 await test("signing out ends the session in the browser", async () => {
   await ben.page.getByRole("button", { name: "Sign out" }).click();
   await ben.page.getByRole("heading", { name: "Sign in" }).waitFor();

@@ -34,7 +34,9 @@ export function showError(form, error) {
     p.hidden = true;
     p.textContent = "";
   }
-  const named = error.field && form.querySelector(`[name="${CSS.escape(error.field.split(/[.[]/)[0])}"]`);
+  // `packet.state` or `contact.phone` is shown by the `state` or `phone` input.
+  const parts = (error.field || "").split(/[.[\]]/).filter(Boolean).reverse();
+  const named = parts.map((p) => form.querySelector(`[name="${CSS.escape(p)}"]`)).find(Boolean);
   const target = named ? form.querySelector(`#${named.id}-error`) : form.querySelector(".error");
   if (target) {
     target.textContent = error.message;
