@@ -83,14 +83,16 @@ export async function resume() {
   return refresh();
 }
 
-async function send(method, path, body, raw) {
+async function send(method, path, body) {
   const headers = {};
   if (access) headers.authorization = `Bearer ${access}`;
   if (body !== undefined) headers["content-type"] = "application/json";
+  // A function body is read at send time (after a refresh may have rotated tokens).
+  const payload = typeof body === "function" ? body() : body;
   return fetch(`/api/v1${path}`, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: payload === undefined ? undefined : JSON.stringify(payload),
   });
 }
 
@@ -123,9 +125,11 @@ export async function signUp(email, password, display_name) {
 }
 
 export async function signOut() {
-  const token = localStorage.getItem(REFRESH_KEY);
   try {
-    if (access) await call("POST", "/auth/logout", { refresh_token: token });
+    // The refresh token as it is when the request leaves: an expired access
+    // token is refreshed first, which rotates it, and sending the old one
+    // would look like reuse.
+    if (access) await call("POST", "/auth/logout", () => ({ refresh_token: localStorage.getItem(REFRESH_KEY) }));
   } catch {
     // Already ended on the server; this browser forgets it either way.
   } finally {
