@@ -153,7 +153,15 @@ impl Settings {
                     .filter(|o| !o.is_empty())
                     .collect()
             })
-            .unwrap_or_else(|| vec![public_url.trim_end_matches('/').to_string()]);
+            .unwrap_or_else(|| {
+                // A local run is opened as 127.0.0.1 or as localhost.
+                let own = public_url.trim_end_matches('/').to_string();
+                let mut origins = vec![own.clone()];
+                if own.starts_with("http://127.0.0.1:") {
+                    origins.push(own.replacen("127.0.0.1", "localhost", 1));
+                }
+                origins
+            });
         let jwt_secret = match var("KITH_JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
                 return Err(ConfigError::Invalid {
