@@ -156,7 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .await?;
             anyhow::ensure!(n == 1, "no account with the email {email}");
             kith::audit::record(
-                &mut conn,
+                &conn,
                 Clock::system().now(),
                 &kith::http::RequestMeta::default(),
                 kith::audit::Event::new(None, "role_changed", "user", &email)

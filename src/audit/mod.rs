@@ -48,7 +48,7 @@ impl<'a> Event<'a> {
 }
 
 pub async fn record(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     at: DateTime<Utc>,
     meta: &RequestMeta,
     event: Event<'_>,
@@ -64,7 +64,7 @@ pub async fn record(
             audit_log::request_id.eq(meta.request_id.as_deref()),
             audit_log::detail.eq(event.detail),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
     Ok(())
 }

@@ -261,7 +261,7 @@ async fn login(
     let mut conn = state.pool.get().await?;
     if let Some(wait) = throttle::locked_for(&mut conn, &keys, now).await? {
         audit::record(
-            &mut conn,
+            &conn,
             now,
             &meta,
             audit::Event::new(None, "login_throttled", "login", &email),
@@ -305,7 +305,7 @@ async fn login(
     };
     if user.disabled_at.is_some() {
         audit::record(
-            &mut conn,
+            &conn,
             now,
             &meta,
             audit::Event::new(Some(user.id), "login_refused_disabled", "user", user.id),
@@ -445,7 +445,7 @@ async fn logout(
     let mut conn = state.pool.get().await?;
     sessions::revoke(&mut conn, auth.session_id, now, "logout").await?;
     audit::record(
-        &mut conn,
+        &conn,
         now,
         &meta,
         audit::Event::new(Some(auth.user_id), "logout", "session", auth.session_id),

@@ -29,7 +29,13 @@ pub enum DbSetupError {
 }
 
 pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbSetupError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    // No test query on every checkout (the default costs a round trip per
+    // request): a connection whose socket closed is still recognised and
+    // replaced, through `is_closed`, without asking the server.
+    let mut config = diesel_async::pooled_connection::ManagerConfig::default();
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     deadpool::Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(std::time::Duration::from_secs(5)))

@@ -92,7 +92,7 @@ pub struct Notice<'a> {
 
 /// Records a notification for `user` and queues its email, inside the caller's transaction.
 pub async fn tell(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     public_url: &str,
     user: Uuid,
     notice: Notice<'_>,
@@ -108,7 +108,7 @@ pub async fn tell(
             notifications::message.eq(&notice.message),
             notifications::created_at.eq(now),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
     if let Some(subject) = notice.email_subject {
         use diesel::sql_types::{Text, Timestamptz};
@@ -135,7 +135,7 @@ pub async fn tell(
                 email_outbox::enqueued_at,
                 email_outbox::next_attempt_at,
             ))
-            .execute(conn)
+            .execute(&mut conn)
             .await?;
     }
     Ok(())

@@ -169,7 +169,7 @@ async fn offer_next(
 // Every argument is a distinct fact of the message; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 async fn tell(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     url: &str,
     user: Uuid,
     kind: &str,
@@ -191,7 +191,7 @@ async fn tell(
 }
 
 async fn tell_new_offer(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     url: &str,
     referral: &Referral,
     recipient: Uuid,
@@ -564,51 +564,78 @@ async fn create_referral(
                     .await?;
                 return view_of(conn, &existing, auth.user_id).await;
             }
-            diesel::insert_into(referral_contacts::table)
-                .values(Contact {
-                    referral_id: referral.id,
-                    full_name: contact.full_name.trim().to_string(),
-                    phone: contact.phone.clone(),
-                    email: contact.email.clone(),
-                    preferred_contact: contact.preferred_contact.clone(),
-                })
-                .execute(conn)
-                .await?;
             let deadline = now + chrono::Duration::minutes(i64::from(referral.response_minutes));
+            let offered_now = |rank: usize| input.mode != Mode::Cascade || rank == 0;
             let rows: Vec<_> = recipients
                 .iter()
                 .enumerate()
                 .map(|(rank, recipient)| {
-                    let offered_now = input.mode != Mode::Cascade || rank == 0;
                     (
                         referral_offers::referral_id.eq(referral.id),
                         referral_offers::recipient_id.eq(*recipient),
                         referral_offers::rank.eq(rank as i32),
-                        referral_offers::state.eq(if offered_now { "offered" } else { "queued" }),
-                        referral_offers::offered_at.eq(offered_now.then_some(now)),
-                        referral_offers::deadline.eq(offered_now.then_some(deadline)),
+                        referral_offers::state.eq(if offered_now(rank) { "offered" } else { "queued" }),
+                        referral_offers::offered_at.eq(offered_now(rank).then_some(now)),
+                        referral_offers::deadline.eq(offered_now(rank).then_some(deadline)),
                     )
                 })
                 .collect();
-            let offers: Vec<Offer> = diesel::insert_into(referral_offers::table)
-                .values(rows)
-                .returning(Offer::as_returning())
-                .get_results(conn)
-                .await?;
-            let created: TimelineEvent = diesel::insert_into(referral_events::table)
-                .values((
-                    referral_events::referral_id.eq(referral.id),
-                    referral_events::actor_id.eq(auth.user_id),
-                    referral_events::to_status.eq(Status::Requested.as_str()),
-                    referral_events::at.eq(now),
-                ))
-                .returning(TimelineEvent::as_returning())
-                .get_result(conn)
-                .await?;
-            for offer in offers.iter().filter(|o| o.state == "offered") {
-                tell_new_offer(conn, &state.mailer.public_url, &referral, offer.recipient_id, now).await?;
-            }
-            audit::record(conn, now, &meta, audit::Event::new(Some(auth.user_id), "referral_sent", "referral", referral.id)).await?;
+            // The rest depends only on the referral row: sent together in one
+            // round trip (diesel-async pipelines futures polled together), run
+            // by PostgreSQL in this order.
+            let shared: &AsyncPgConnection = conn;
+            let url = &state.mailer.public_url;
+            let write_contact = async {
+                let mut c = shared;
+                diesel::insert_into(referral_contacts::table)
+                    .values(Contact {
+                        referral_id: referral.id,
+                        full_name: contact.full_name.trim().to_string(),
+                        phone: contact.phone.clone(),
+                        email: contact.email.clone(),
+                        preferred_contact: contact.preferred_contact.clone(),
+                    })
+                    .execute(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let write_offers = async {
+                let mut c = shared;
+                diesel::insert_into(referral_offers::table)
+                    .values(rows)
+                    .returning(Offer::as_returning())
+                    .get_results::<Offer>(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let write_event = async {
+                let mut c = shared;
+                diesel::insert_into(referral_events::table)
+                    .values((
+                        referral_events::referral_id.eq(referral.id),
+                        referral_events::actor_id.eq(auth.user_id),
+                        referral_events::to_status.eq(Status::Requested.as_str()),
+                        referral_events::at.eq(now),
+                    ))
+                    .returning(TimelineEvent::as_returning())
+                    .get_result::<TimelineEvent>(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let tell_offered = futures_util::future::try_join_all(
+                recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(rank, _)| offered_now(*rank))
+                    .map(|(_, r)| tell_new_offer(shared, url, &referral, *r, now)),
+            );
+            let write_audit = async {
+                audit::record(shared, now, &meta, audit::Event::new(Some(auth.user_id), "referral_sent", "referral", referral.id))
+                    .await
+                    .map_err(AppError::from)
+            };
+            let (_, offers, created, _, ()) =
+                futures_util::try_join!(write_contact, write_offers, write_event, tell_offered, write_audit)?;
             // Built from what was just written: no need to read it back.
             build_view(&referral, &offers, &[created], auth.user_id)
         })
@@ -1474,7 +1501,7 @@ async fn contact_referral(
         .first(&mut conn)
         .await?;
     audit::record(
-        &mut conn,
+        &conn,
         now,
         &meta,
         audit::Event::new(Some(auth.user_id), "contact_released", "referral", id),

@@ -544,9 +544,9 @@ pub async fn run(
         .try_fold(0, |acc, n| async move { Ok(acc + n) })
         .await?;
 
-    let mut conn = pool.get().await?;
+    let conn = pool.get().await?;
     audit::record(
-        &mut conn,
+        &conn,
         now,
         &RequestMeta::default(),
         audit::Event::new(None, "demo_data_seeded", "seed", options.seed)
