@@ -502,25 +502,6 @@ async fn create_referral(
     }
     let view = conn
         .transaction::<_, AppError, _>(async |conn| {
-            // Every colleague must exist, be enabled and be licensed where the client lives.
-            let licensed: Vec<(Uuid, Vec<String>)> = profiles::table
-                .inner_join(users::table.on(users::id.eq(profiles::user_id)))
-                .filter(profiles::user_id.eq_any(&recipients).and(users::disabled_at.is_null()))
-                .select((profiles::user_id, profiles::license_states))
-                .load(conn)
-                .await?;
-            for r in &recipients {
-                match licensed.iter().find(|(id, _)| id == r) {
-                    None => return Err(AppError::invalid_field("recipients", format!("No clinician {r}."))),
-                    Some((_, states)) if !states.contains(&client_state) => {
-                        return Err(AppError::invalid_field(
-                            "recipients",
-                            format!("Clinician {r} is not licensed in {client_state}, where the client lives."),
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
             let p = &input.packet;
             let referral = Referral {
                 id: Uuid::now_v7(),
@@ -549,12 +530,43 @@ async fn create_referral(
                 version: 1,
                 checked_in_at: None,
             };
-            let inserted = diesel::insert_into(referrals::table)
-                .values(&referral)
-                .on_conflict((referrals::sender_id, referrals::idempotency_key))
-                .do_nothing()
-                .execute(conn)
-                .await?;
+            // The licence check and the insert go together in one round trip;
+            // a refusal rolls the insert back with the transaction.
+            let shared: &AsyncPgConnection = conn;
+            let check = async {
+                let mut c = shared;
+                profiles::table
+                    .inner_join(users::table.on(users::id.eq(profiles::user_id)))
+                    .filter(profiles::user_id.eq_any(&recipients).and(users::disabled_at.is_null()))
+                    .select((profiles::user_id, profiles::license_states))
+                    .load::<(Uuid, Vec<String>)>(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let insert = async {
+                let mut c = shared;
+                diesel::insert_into(referrals::table)
+                    .values(&referral)
+                    .on_conflict((referrals::sender_id, referrals::idempotency_key))
+                    .do_nothing()
+                    .execute(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let (licensed, inserted) = futures_util::try_join!(check, insert)?;
+            // Every colleague must exist, be enabled and be licensed where the client lives.
+            for r in &recipients {
+                match licensed.iter().find(|(id, _)| id == r) {
+                    None => return Err(AppError::invalid_field("recipients", format!("No clinician {r}."))),
+                    Some((_, states)) if !states.contains(&client_state) => {
+                        return Err(AppError::invalid_field(
+                            "recipients",
+                            format!("Clinician {r} is not licensed in {client_state}, where the client lives."),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
             if inserted == 0 {
                 // A concurrent retry with the same key won the race: answer with its referral.
                 let existing: Referral = referrals::table
