@@ -26,7 +26,7 @@ struct Row {
 }
 
 pub async fn of(
-    mut conn: &AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> diesel::QueryResult<HashMap<Uuid, Responsiveness>> {
     if ids.is_empty() {
@@ -41,7 +41,7 @@ pub async fn of(
          FROM referral_offers WHERE recipient_id = ANY($1) AND offered_at IS NOT NULL GROUP BY recipient_id",
     )
     .bind::<Array<SqlUuid>, _>(ids)
-    .load(&mut conn)
+    .load(conn)
     .await?;
     Ok(rows
         .into_iter()

@@ -215,21 +215,15 @@ async fn hydrate(
     query_words: &[String],
 ) -> AppResult<Vec<ClinicianHit>> {
     let ids: Vec<Uuid> = ranked.iter().map(|r| r.id).collect();
-    let conn = state.pool.get().await?;
-    // Both reads in one round trip (diesel-async pipelines them).
-    let shared: &diesel_async::AsyncPgConnection = &conn;
-    let profiles_read = async {
-        let mut c = shared;
-        profiles::table
-            .inner_join(users::table.on(users::id.eq(profiles::user_id)))
-            .filter(profiles::user_id.eq_any(&ids))
-            .filter(users::disabled_at.is_null())
-            .select((Profile::as_select(), users::display_name))
-            .load::<(Profile, String)>(&mut c)
-            .await
-    };
-    let history_read = crate::referrals::responsiveness::of(shared, &ids);
-    let (rows, mut history) = futures_util::try_join!(profiles_read, history_read)?;
+    let mut conn = state.pool.get().await?;
+    let rows: Vec<(Profile, String)> = profiles::table
+        .inner_join(users::table.on(users::id.eq(profiles::user_id)))
+        .filter(profiles::user_id.eq_any(&ids))
+        .filter(users::disabled_at.is_null())
+        .select((Profile::as_select(), users::display_name))
+        .load(&mut conn)
+        .await?;
+    let mut history = crate::referrals::responsiveness::of(&mut conn, &ids).await?;
     let mut by_id: HashMap<Uuid, (Profile, String)> =
         rows.into_iter().map(|r| (r.0.user_id, r)).collect();
     let now = state.clock.now();
