@@ -8,6 +8,8 @@ pub mod hours;
 pub mod model;
 pub mod sessions;
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -161,24 +163,56 @@ async fn hosts(conn: &mut AsyncPgConnection, group: Uuid) -> AppResult<Vec<Uuid>
 }
 
 async fn view(conn: &mut AsyncPgConnection, group: Group, user: Uuid) -> AppResult<GroupView> {
-    let my_role = membership(conn, group.id, user).await?.map(|m| m.role);
-    let requested = my_role.is_none() && pending_request(conn, group.id, user).await?;
-    let count = member_count(conn, group.id).await?;
-    Ok(GroupView::new(group, count, my_role, requested))
+    let mut shown = views(conn, vec![group], user).await?;
+    shown.pop().ok_or_else(no_group)
 }
 
-async fn pending_request(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid) -> AppResult<bool> {
-    Ok(diesel::select(diesel::dsl::exists(
-        group_invites::table.filter(
+/// Groups as `user` sees them, with three queries however many groups there are.
+async fn views(
+    conn: &mut AsyncPgConnection,
+    groups: Vec<Group>,
+    user: Uuid,
+) -> AppResult<Vec<GroupView>> {
+    let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
+    let counts: HashMap<Uuid, i64> = group_members::table
+        .filter(group_members::group_id.eq_any(&ids))
+        .group_by(group_members::group_id)
+        .select((group_members::group_id, diesel::dsl::count_star()))
+        .load::<(Uuid, i64)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let roles: HashMap<Uuid, String> = group_members::table
+        .filter(
+            group_members::group_id
+                .eq_any(&ids)
+                .and(group_members::user_id.eq(user)),
+        )
+        .select((group_members::group_id, group_members::role))
+        .load::<(Uuid, String)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let requested: Vec<Uuid> = group_invites::table
+        .filter(
             group_invites::group_id
-                .eq(group)
+                .eq_any(&ids)
                 .and(group_invites::user_id.eq(user))
                 .and(group_invites::kind.eq("request"))
                 .and(group_invites::status.eq("pending")),
-        ),
-    ))
-    .get_result(conn)
-    .await?)
+        )
+        .select(group_invites::group_id)
+        .load(conn)
+        .await?;
+    groups
+        .into_iter()
+        .map(|g| {
+            let role = roles.get(&g.id).map(|r| r.parse()).transpose()?;
+            let count = counts.get(&g.id).copied().unwrap_or(0);
+            let asked = role.is_none() && requested.contains(&g.id);
+            Ok(GroupView::new(g, count, role, asked))
+        })
+        .collect()
 }
 
 /// Trims a text field and checks its length in characters.
@@ -296,14 +330,8 @@ async fn list_groups(state: web::Data<AppState>, auth: AuthUser) -> AppResult<Ht
         .select(Group::as_select())
         .load(&mut conn)
         .await?;
-    let mut mine_views = Vec::with_capacity(mine.len());
-    for g in mine {
-        mine_views.push(view(&mut conn, g, auth.user_id).await?);
-    }
-    let mut listed_views = Vec::with_capacity(listed.len());
-    for g in listed {
-        listed_views.push(view(&mut conn, g, auth.user_id).await?);
-    }
+    let mine_views = views(&mut conn, mine, auth.user_id).await?;
+    let listed_views = views(&mut conn, listed, auth.user_id).await?;
     let email: String = users_t::table
         .find(auth.user_id)
         .select(users_t::email)
@@ -347,35 +375,36 @@ async fn invites_where(conn: &mut AsyncPgConnection, which: Invites) -> AppResul
         ),
     };
     let rows: Vec<(Invite, String)> = query.load(conn).await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for (invite, group_name) in rows {
-        // For an invitation, who sent it; for a request, who asks.
-        let from = if invite.kind == "invite" {
-            invite.invited_by
+    // For an invitation, who sent it; for a request, who asks. One lookup for all.
+    let from = |i: &Invite| {
+        if i.kind == "invite" {
+            i.invited_by
         } else {
-            invite.user_id
-        };
-        let from_name = match from {
-            Some(id) => users_t::table
-                .find(id)
-                .select(users_t::display_name)
-                .first(conn)
-                .await
-                .optional()?,
-            None => None,
-        };
-        views.push(InviteView {
+            i.user_id
+        }
+    };
+    let people: Vec<Uuid> = rows.iter().filter_map(|(i, _)| from(i)).collect();
+    let names: HashMap<Uuid, String> = users_t::table
+        .filter(users_t::id.eq_any(&people))
+        .select((users_t::id, users_t::display_name))
+        .load::<(Uuid, String)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let views = rows
+        .into_iter()
+        .map(|(invite, group_name)| InviteView {
+            from_name: from(&invite).and_then(|id| names.get(&id).cloned()),
             id: invite.id,
             group_id: invite.group_id,
             group_name,
             kind: invite.kind,
             email: invite.email,
             user_id: invite.user_id,
-            from_name,
             status: invite.status,
             created_at: invite.created_at,
-        });
-    }
+        })
+        .collect();
     Ok(views)
 }
 
