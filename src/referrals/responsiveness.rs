@@ -4,56 +4,46 @@
 
 use std::collections::HashMap;
 
-use diesel::{
-    QueryableByName,
-    sql_types::{Array, BigInt, Double, Nullable, Uuid as SqlUuid},
-};
+use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::search::Responsiveness;
 
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = SqlUuid)]
-    recipient_id: Uuid,
-    #[diesel(sql_type = Nullable<Double>)]
-    median_hours: Option<f64>,
-    #[diesel(sql_type = BigInt)]
-    accepted: i64,
-    #[diesel(sql_type = BigInt)]
-    closed: i64,
+diesel::table! {
+    /// A view (migration 000010): one row per clinician who was ever offered a referral.
+    clinician_responsiveness (recipient_id) {
+        recipient_id -> Uuid,
+        median_hours -> Nullable<Double>,
+        accepted -> BigInt,
+        closed -> BigInt,
+    }
 }
 
+/// The responsiveness of each of `ids` that has answered or let lapse at
+/// least one offer.
 pub async fn of(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> diesel::QueryResult<HashMap<Uuid, Responsiveness>> {
+    use clinician_responsiveness::dsl as r;
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<Row> = diesel::sql_query(
-        "SELECT recipient_id, \
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM responded_at - offered_at) / 3600.0) \
-                    FILTER (WHERE state IN ('accepted', 'declined')) AS median_hours, \
-                count(*) FILTER (WHERE state = 'accepted') AS accepted, \
-                count(*) FILTER (WHERE state IN ('accepted', 'declined', 'expired')) AS closed \
-         FROM referral_offers WHERE recipient_id = ANY($1) AND offered_at IS NOT NULL GROUP BY recipient_id",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .load(conn)
-    .await?;
+    let rows: Vec<(Uuid, Option<f64>, i64, i64)> = r::clinician_responsiveness
+        .filter(r::recipient_id.eq_any(ids))
+        .filter(r::closed.gt(0))
+        .select((r::recipient_id, r::median_hours, r::accepted, r::closed))
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
-        .filter(|r| r.closed > 0)
-        .map(|r| {
+        .map(|(id, median_hours, accepted, closed)| {
             let value = Responsiveness {
-                median_response_hours: r.median_hours.map(|h| (h * 10.0).round() / 10.0),
-                acceptance_rate: Some(
-                    (r.accepted as f64 / r.closed as f64 * 100.0).round() / 100.0,
-                ),
+                median_response_hours: median_hours.map(|h| (h * 10.0).round() / 10.0),
+                acceptance_rate: Some((accepted as f64 / closed as f64 * 100.0).round() / 100.0),
             };
-            (r.recipient_id, value)
+            (id, value)
         })
         .collect())
 }

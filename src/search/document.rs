@@ -62,6 +62,68 @@ pub struct ClinicianDoc {
     pub sliding_scale: bool,
     #[serde(rename = "_geo", skip_serializing_if = "Option::is_none")]
     pub geo: Option<Geo>,
+    /// The rest of what a search result shows, so that a page of hits is read
+    /// from the index alone.
+    pub card: Card,
+}
+
+/// The part of an indexed document that a hit shows, as engines return it
+/// (the search terms and ranking numbers are skipped, not allocated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shown {
+    pub id: Uuid,
+    pub display_name: String,
+    pub bio: String,
+    pub specialties: Vec<String>,
+    pub modalities: Vec<String>,
+    pub populations: Vec<String>,
+    pub languages: Vec<String>,
+    pub insurance: Vec<String>,
+    pub license_states: Vec<String>,
+    pub telehealth: bool,
+    pub in_person: bool,
+    pub accepting_referrals: bool,
+    pub verified: bool,
+    pub waitlist: String,
+    pub sliding_scale: bool,
+    pub card: Card,
+}
+
+impl From<ClinicianDoc> for Shown {
+    fn from(d: ClinicianDoc) -> Self {
+        Self {
+            id: d.id,
+            display_name: d.display_name,
+            bio: d.bio,
+            specialties: d.specialties,
+            modalities: d.modalities,
+            populations: d.populations,
+            languages: d.languages,
+            insurance: d.insurance,
+            license_states: d.license_states,
+            telehealth: d.telehealth,
+            in_person: d.in_person,
+            accepting_referrals: d.accepting_referrals,
+            verified: d.verified,
+            waitlist: d.waitlist,
+            sliding_scale: d.sliding_scale,
+            card: d.card,
+        }
+    }
+}
+
+/// What a hit shows beyond the searchable attributes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    pub credentials: Vec<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub fee_min: Option<i32>,
+    pub fee_max: Option<i32>,
+    pub open_slots: i32,
+    pub capacity_confirmed_at: Option<DateTime<Utc>>,
+    pub median_response_hours: Option<f64>,
+    pub acceptance_rate: Option<f64>,
 }
 
 pub fn waitlist_rank(w: Waitlist) -> u8 {
@@ -131,6 +193,17 @@ impl ClinicianDoc {
                 .latitude
                 .zip(p.longitude)
                 .map(|(lat, lng)| Geo { lat, lng }),
+            card: Card {
+                credentials: p.credentials.clone(),
+                city: p.city.clone(),
+                state: p.state.clone(),
+                fee_min: p.fee_min,
+                fee_max: p.fee_max,
+                open_slots: p.open_slots,
+                capacity_confirmed_at: p.capacity_confirmed_at,
+                median_response_hours: None,
+                acceptance_rate: None,
+            },
         }
     }
 }
@@ -165,7 +238,12 @@ async fn with_responsiveness(
     let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
     let history = crate::referrals::responsiveness::of(conn, &ids).await?;
     for doc in &mut docs {
-        doc.responsiveness = crate::referrals::responsiveness::score(history.get(&doc.id));
+        let record = history.get(&doc.id);
+        doc.responsiveness = crate::referrals::responsiveness::score(record);
+        if let Some(r) = record {
+            doc.card.median_response_hours = r.median_response_hours;
+            doc.card.acceptance_rate = r.acceptance_rate;
+        }
     }
     Ok(docs)
 }

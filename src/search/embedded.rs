@@ -15,16 +15,19 @@ use std::{
 };
 
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
+    DocAddress, DocId, Index, IndexSettings, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
     TantivyDocument, Term,
     collector::{Collector, SegmentCollector},
     directory::MmapDirectory,
     index::SegmentId,
     query::{
         AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
-        RangeQuery, TermQuery, TermSetQuery,
+        RangeQuery, TermQuery,
     },
-    schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT},
+    schema::{
+        FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value as _,
+    },
+    store::Compressor,
 };
 use uuid::Uuid;
 
@@ -32,13 +35,14 @@ use super::{
     ClinicianDoc, EngineResults, FACETS, RankedId, SearchError, SearchIndex, SearchQuery,
     SearchResult,
     config::SearchConfig,
+    document::Shown,
     query::{Near, haversine_km},
 };
 
 const WRITER_HEAP: usize = 50_000_000;
 /// Bumped whenever `schema()` changes: directories of another version are
 /// not opened but replaced (and refilled through the outbox).
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 const POINTER: &str = "current";
 
 /// Multi-valued keyword attributes (filters and facets): the first of the
@@ -71,6 +75,8 @@ struct Fields {
     lng: Field,
     /// Grid cells (`GEO_CELL_DEGREES`) holding the location, for the radius prefilter.
     geo_cell: Field,
+    /// What a hit shows (`Shown`) as JSON, returned with each hit.
+    source: Field,
 }
 
 /// Size of the grid cells the geo prefilter uses (about 55 km of latitude).
@@ -126,8 +132,25 @@ fn schema() -> (Schema, Fields) {
         lat: b.add_f64_field("lat", INDEXED | FAST),
         lng: b.add_f64_field("lng", INDEXED | FAST),
         geo_cell: b.add_text_field("geo_cell", STRING),
+        // Text rather than bytes: tantivy reads stored bytes back one by one.
+        source: b.add_text_field("source", STORED),
     };
     (b.build(), fields)
+}
+
+/// Documents holding any of `terms`. A union of term queries rather than
+/// tantivy's `TermSetQuery`, which builds an FST (with a 10,000-cell
+/// registry) for every query: for the handful of values a filter names, that
+/// construction cost more than the search.
+fn any_term(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
+    let mut terms: Vec<Box<dyn Query>> = terms
+        .into_iter()
+        .map(|t| Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>)
+        .collect();
+    if terms.len() == 1 {
+        return terms.remove(0);
+    }
+    Box::new(BooleanQuery::union(terms))
 }
 
 fn err(e: impl std::fmt::Display) -> SearchError {
@@ -148,7 +171,19 @@ impl Live {
         std::fs::create_dir_all(&path).map_err(err)?;
         let (schema, fields) = schema();
         let directory = MmapDirectory::open(&path).map_err(err)?;
-        let index = Index::open_or_create(directory, schema).map_err(err)?;
+        // Hits are read from the document store on every search: uncompressed,
+        // reading one is a copy rather than decompressing a 16 KiB block.
+        // Small blocks, so that a hit copies little more than itself.
+        let settings = IndexSettings {
+            docstore_compression: Compressor::None,
+            docstore_blocksize: 4096,
+            ..IndexSettings::default()
+        };
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings)
+            .open_or_create(directory)
+            .map_err(err)?;
         let writer = index.writer(WRITER_HEAP).map_err(err)?;
         let reader = index
             .reader_builder()
@@ -163,9 +198,11 @@ impl Live {
         })
     }
 
-    fn document(&self, doc: &ClinicianDoc) -> TantivyDocument {
+    fn document(&self, doc: &ClinicianDoc) -> SearchResult<TantivyDocument> {
         let f = &self.fields;
         let mut d = TantivyDocument::default();
+        let shown = serde_json::to_string(&Shown::from(doc.clone())).map_err(err)?;
+        d.add_text(f.source, shown);
         d.add_text(f.id, doc.id.to_string());
         let (hi, lo) = doc.id.as_u64_pair();
         d.add_u64(f.id_hi, hi);
@@ -209,7 +246,7 @@ impl Live {
             d.add_f64(f.lng, geo.lng);
             d.add_text(f.geo_cell, geo_cell(geo.lat, geo.lng));
         }
-        d
+        Ok(d)
     }
 
     fn write(&self, upserts: &[ClinicianDoc], deletes: &[Uuid]) -> SearchResult<()> {
@@ -221,7 +258,7 @@ impl Live {
             writer.delete_term(Term::from_field_text(self.fields.id, &id.to_string()));
         }
         for doc in upserts {
-            writer.add_document(self.document(doc)).map_err(err)?;
+            writer.add_document(self.document(doc)?).map_err(err)?;
         }
         writer.commit().map_err(err)?;
         drop(writer);
@@ -270,9 +307,16 @@ pub fn build_beside(root: &Path, docs: &[ClinicianDoc]) -> SearchResult<()> {
     {
         let mut writer = fresh.writer.lock().map_err(|_| err("writer poisoned"))?;
         for doc in docs {
-            writer.add_document(fresh.document(doc)).map_err(err)?;
+            writer.add_document(fresh.document(doc)?).map_err(err)?;
         }
         writer.commit().map_err(err)?;
+        // The indexing threads leave several segments; one segment makes every
+        // query prepare one set of scorers and count facets once.
+        let segments = writer.index().searchable_segment_ids().map_err(err)?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait().map_err(err)?;
+        }
+        writer.garbage_collect_files().wait().map_err(err)?;
     }
     drop(fresh);
     write_pointer(root, &name)
@@ -422,7 +466,7 @@ impl EmbeddedEngine {
                 let terms = values
                     .iter()
                     .map(|v| Term::from_field_text(fields.keywords[name], v));
-                filter(Box::new(TermSetQuery::new(terms)))
+                filter(any_term(terms))
             })
         };
         clauses.extend(any_of("specialties", &q.specialties));
@@ -479,14 +523,14 @@ impl EmbeddedEngine {
             let terms = cells
                 .iter()
                 .map(|c| Term::from_field_text(fields.geo_cell, c));
-            clauses.push(filter(Box::new(TermSetQuery::new(terms))));
+            clauses.push(filter(any_term(terms)));
         }
         if !q.exclude.is_empty() {
             let terms = q
                 .exclude
                 .iter()
                 .map(|id| Term::from_field_text(fields.id, &id.to_string()));
-            clauses.push((Occur::MustNot, Box::new(TermSetQuery::new(terms))));
+            clauses.push((Occur::MustNot, any_term(terms)));
         }
         if !clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
             clauses.push((
@@ -510,19 +554,27 @@ impl EmbeddedEngine {
         };
         let fruit = searcher.search(&*query, &collector).map_err(err)?;
         self.prune_columns(&searcher);
-        let hits = fruit
-            .top
-            .into_iter()
-            .skip(q.offset())
-            .map(|(key, id)| RankedId {
+        let mut hits = Vec::with_capacity(q.per_page as usize);
+        for (key, id) in fruit.top.into_iter().skip(q.offset()) {
+            let stored: TantivyDocument = searcher
+                .doc(DocAddress::new(key.segment, key.doc))
+                .map_err(err)?;
+            let doc = stored
+                .get_first(live.fields.source)
+                .and_then(|v| v.as_str())
+                .map(serde_json::from_str::<Shown>)
+                .transpose()
+                .map_err(err)?;
+            hits.push(RankedId {
                 id,
                 distance_km: key
                     .distance
                     .is_finite()
                     .then_some(f64::from(key.distance))
                     .filter(|_| q.near.is_some()),
-            })
-            .collect();
+                doc: doc.map(Box::new),
+            });
+        }
         Ok(EngineResults {
             hits,
             total: fruit.total,

@@ -20,6 +20,7 @@ use super::{
     ClinicianDoc, EngineResults, FACETS, RankedId, SearchError, SearchIndex, SearchQuery,
     SearchResult,
     config::{INDEX_UID, SearchConfig},
+    document::Shown,
     query::Near,
 };
 
@@ -119,7 +120,8 @@ pub fn sort(q: &SearchQuery) -> Vec<String> {
 
 #[derive(Debug, Deserialize)]
 struct Hit {
-    id: Uuid,
+    #[serde(flatten)]
+    doc: Shown,
     /// Meters, present when sorting by `_geoPoint`.
     #[serde(rename = "_geoDistance")]
     geo_distance: Option<f64>,
@@ -204,8 +206,7 @@ impl SearchIndex for MeiliEngine {
             .with_offset(q.offset())
             .with_limit(q.per_page as usize)
             .with_sort(&sort_refs)
-            .with_facets(Selectors::Some(&FACETS))
-            .with_attributes_to_retrieve(Selectors::Some(&["id"]));
+            .with_facets(Selectors::Some(&FACETS));
         if let Some(filter) = &filter {
             request.with_filter(filter);
         }
@@ -218,8 +219,9 @@ impl SearchIndex for MeiliEngine {
                 .hits
                 .into_iter()
                 .map(|h| RankedId {
-                    id: h.result.id,
+                    id: h.result.doc.id,
                     distance_km: h.result.geo_distance.map(|m| m / 1000.0),
+                    doc: Some(Box::new(h.result.doc)),
                 })
                 .collect(),
             total: results
@@ -294,7 +296,7 @@ impl SearchIndex for MeiliEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::document::{ClinicianDoc, Geo};
+    use crate::search::document::{Card, ClinicianDoc, Geo};
 
     #[test]
     fn filters_are_written_in_meilisearch_syntax() {
@@ -426,8 +428,21 @@ mod tests {
                 lat: 40.68,
                 lng: -73.94,
             }),
+            card: Card {
+                city: Some("Brooklyn".into()),
+                open_slots: 2,
+                ..Card::default()
+            },
         };
         let sent = serde_json::to_value(&doc).unwrap();
+        assert_eq!(sent["card"]["open_slots"], 2);
+        // A hit comes back as the whole document plus the distance, and is
+        // shown without reading PostgreSQL.
+        let mut hit = sent.clone();
+        hit["_geoDistance"] = serde_json::json!(1520);
+        let hit: Hit = serde_json::from_value(hit).unwrap();
+        assert_eq!(hit.doc, Shown::from(doc.clone()));
+        assert_eq!(hit.geo_distance, Some(1520.0));
         assert_eq!(
             sent["_geo"],
             serde_json::json!({"lat": 40.68, "lng": -73.94})

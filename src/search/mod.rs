@@ -43,6 +43,8 @@ pub type SearchResult<T> = Result<T, SearchError>;
 pub struct RankedId {
     pub id: Uuid,
     pub distance_km: Option<f64>,
+    /// The indexed document, when the engine returns it with the hit.
+    pub doc: Option<Box<document::Shown>>,
 }
 
 /// Facet name (a filter parameter) → value → number of hits.

@@ -13,16 +13,17 @@ use uuid::Uuid;
 use super::{
     Facets, RankedId, Responsiveness, SearchError, SearchQuery,
     config::SearchConfig,
+    document::Shown,
     query::{Near, check_radius, words},
 };
 use crate::{
     AppState,
     auth::AuthUser,
-    db::schema::{profiles, users},
+    db::schema::users,
     error::{AppError, AppResult, ErrorBody},
     http::ApiJson,
     profiles::{
-        CapacityFreshness, Profile, Waitlist,
+        CapacityFreshness, Waitlist,
         taxonomy::{Kind, Taxonomy},
         validate::state_code,
     },
@@ -101,8 +102,11 @@ pub struct SearchResponse {
     pub engine: String,
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn escape_into(out: &mut String, text: &str) {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -113,60 +117,165 @@ fn escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+}
+
+/// The characters of a short word, on the stack; words longer than this are
+/// matched exactly or by prefix only.
+struct Chars {
+    len: usize,
+    chars: [char; 32],
+}
+
+impl Chars {
+    fn of(word: &str) -> Option<Self> {
+        let mut out = Self {
+            len: 0,
+            chars: ['\0'; 32],
+        };
+        for c in word.chars() {
+            *out.chars.get_mut(out.len)? = c;
+            out.len += 1;
+        }
+        Some(out)
+    }
+
+    /// The word in lower case (as `str::to_lowercase` would write it).
+    fn lowercase(word: &str) -> Option<Self> {
+        let mut out = Self {
+            len: 0,
+            chars: ['\0'; 32],
+        };
+        for c in word.chars().flat_map(char::to_lowercase) {
+            *out.chars.get_mut(out.len)? = c;
+            out.len += 1;
+        }
+        Some(out)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_slice(&self) -> &[char] {
+        &self.chars[..self.len]
+    }
+}
+
+/// Edits between two words of at most 32 characters (insertions, deletions,
+/// substitutions and swaps of neighbours), without allocating. Stops as soon
+/// as the distance must exceed `limit`, and then returns `limit + 1`.
+fn typo_distance(a: &[char], b: &[char], limit: usize) -> usize {
+    let n = b.len();
+    if a.len().abs_diff(n) > limit {
+        return limit + 1;
+    }
+    let (mut before, mut previous, mut current) = ([0usize; 33], [0usize; 33], [0usize; 33]);
+    for (j, cell) in previous.iter_mut().enumerate().take(n + 1) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        current[0] = i;
+        let mut row_best = i;
+        for j in 1..=n {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+            row_best = row_best.min(best);
+        }
+        // Every later cell is at least the best of this row or the one before
+        // (a swap reaches back one row).
+        if row_best > limit && previous[..=n].iter().all(|&d| d > limit) {
+            return limit + 1;
+        }
+        before = previous;
+        previous = current;
+    }
+    previous[n].min(limit + 1)
+}
+
+/// A query word, ready to compare.
+struct QueryWord {
+    text: String,
+    chars: Option<Chars>,
+    typos: usize,
 }
 
 /// Decides which words of a hit's text match the query: exactly, as the
 /// prefix of the last query word, or within the typos the query word's length
-/// allows. Each distinct word is decided once per request.
-struct Highlighter<'a> {
-    config: &'a SearchConfig,
-    query: &'a [String],
-    seen: HashMap<String, bool>,
+/// allows. Works on the stack: a page of hits has thousands of words.
+struct Highlighter {
+    query: Vec<QueryWord>,
+    /// No word shorter than this (in characters) can match any query word.
+    shortest: usize,
 }
 
-impl<'a> Highlighter<'a> {
-    fn new(config: &'a SearchConfig, query: &'a [String]) -> Self {
-        Self {
-            config,
-            query,
-            seen: HashMap::new(),
-        }
+impl Highlighter {
+    fn new(config: &SearchConfig, query: &[String]) -> Self {
+        let query: Vec<QueryWord> = query
+            .iter()
+            .map(|q| QueryWord {
+                text: q.clone(),
+                chars: Chars::of(q),
+                typos: usize::from(config.typos_allowed(q)),
+            })
+            .collect();
+        let shortest = query
+            .iter()
+            .map(|q| q.text.chars().count().saturating_sub(q.typos).max(1))
+            .min()
+            .unwrap_or(usize::MAX);
+        Self { query, shortest }
     }
 
-    fn matches(&mut self, word: &str) -> bool {
-        if let Some(known) = self.seen.get(word) {
-            return *known;
+    fn matches(&self, word: &str) -> bool {
+        // Most words of a bio are too short to match anything: no need to
+        // lowercase or compare them (fewer bytes means fewer characters).
+        if word.len() < self.shortest {
+            return false;
         }
-        let lower = word.to_lowercase();
-        let found = self.query.iter().enumerate().any(|(i, q)| {
+        let Some(w) = Chars::lowercase(word) else {
+            // Longer than any real word: exact or prefix matches only.
+            let lower = word.to_lowercase();
+            return self.query.iter().enumerate().any(|(i, q)| {
+                lower == q.text || (i + 1 == self.query.len() && lower.starts_with(&q.text))
+            });
+        };
+        let w = w.as_slice();
+        self.query.iter().enumerate().any(|(i, q)| {
             let last = i + 1 == self.query.len();
-            if lower == *q || (last && q.len() >= 2 && lower.starts_with(q.as_str())) {
+            let Some(qc) = &q.chars else {
+                return false;
+            };
+            let qc = qc.as_slice();
+            if w == qc || (last && qc.len() >= 2 && w.starts_with(qc)) {
                 return true;
             }
-            let typos = usize::from(self.config.typos_allowed(q));
-            let (wl, ql) = (lower.chars().count(), q.chars().count());
-            if typos == 0 || (wl.abs_diff(ql) > typos && !(last && wl > ql)) {
+            if q.typos == 0 {
                 return false;
             }
-            if strsim::damerau_levenshtein(&lower, q) <= typos {
+            let (wl, ql) = (w.len(), qc.len());
+            if typo_distance(w, qc, q.typos) <= q.typos {
                 return true;
             }
-            // Prefix with typos for the word being typed.
-            last && wl > ql
-                && strsim::damerau_levenshtein(&lower.chars().take(ql).collect::<String>(), q)
-                    <= typos
-        });
-        self.seen.insert(word.to_string(), found);
-        found
+            // The word being typed: its start within the typos.
+            last && wl > ql && typo_distance(&w[..ql], qc, q.typos) <= q.typos
+        })
     }
 
     /// Escapes `text` and wraps every matching word in `<em>`.
-    fn highlight(&mut self, text: &str, matched: &mut Vec<String>) -> String {
-        if self.query.is_empty() {
-            return escape(text);
-        }
+    fn highlight(&self, text: &str, matched: &mut Vec<String>) -> String {
         let mut out = String::with_capacity(text.len() + 16);
+        if self.query.is_empty() {
+            escape_into(&mut out, text);
+            return out;
+        }
+        let mut plain = 0; // start of text not yet written
         let mut start = None;
         for (i, c) in text
             .char_indices()
@@ -183,18 +292,15 @@ impl<'a> Highlighter<'a> {
                     if !matched.contains(&lower) {
                         matched.push(lower);
                     }
+                    escape_into(&mut out, &text[plain..s]);
                     out.push_str("<em>");
-                    out.push_str(&escape(word));
+                    escape_into(&mut out, word);
                     out.push_str("</em>");
-                } else {
-                    out.push_str(&escape(word));
+                    plain = i;
                 }
             }
-            if i < text.len() {
-                let mut buf = [0u8; 4];
-                out.push_str(&escape(c.encode_utf8(&mut buf)));
-            }
         }
+        escape_into(&mut out, &text[plain..]);
         out
     }
 }
@@ -207,77 +313,106 @@ fn label(taxonomy: &Taxonomy, kind: Kind, slug: &str) -> String {
         .map_or_else(|| slug.to_string(), |t| t.label.clone())
 }
 
-/// Reads the ranked clinicians from PostgreSQL, in rank order, skipping any
-/// that are no longer there or were disabled since they were indexed.
+/// Turns ranked hits into what the client shows, in rank order. The engines
+/// return each hit's document, so a page needs one small PostgreSQL read: the
+/// index trails commits by up to a second, and an account disabled in that
+/// second is left out. A hit whose document the engine did not return is read
+/// from PostgreSQL.
 async fn hydrate(
     state: &AppState,
-    ranked: &[RankedId],
+    ranked: Vec<RankedId>,
     query_words: &[String],
 ) -> AppResult<Vec<ClinicianHit>> {
+    if ranked.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = ranked.iter().map(|r| r.id).collect();
+    let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let rows: Vec<(Profile, String)> = profiles::table
-        .inner_join(users::table.on(users::id.eq(profiles::user_id)))
-        .filter(profiles::user_id.eq_any(&ids))
-        .filter(users::disabled_at.is_null())
-        .select((Profile::as_select(), users::display_name))
+    let disabled: Vec<Uuid> = users::table
+        .filter(users::id.eq_any(&ids))
+        .filter(users::disabled_at.is_not_null())
+        .select(users::id)
         .load(&mut conn)
         .await?;
-    let mut history = crate::referrals::responsiveness::of(&mut conn, &ids).await?;
-    let mut by_id: HashMap<Uuid, (Profile, String)> =
-        rows.into_iter().map(|r| (r.0.user_id, r)).collect();
-    let now = state.clock.now();
-    let mut highlighter = Highlighter::new(&state.search_config, query_words);
-    Ok(ranked
+    let missing: Vec<Uuid> = ranked
         .iter()
+        .filter(|r| r.doc.is_none())
+        .map(|r| r.id)
+        .collect();
+    let mut loaded: HashMap<Uuid, Shown> = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        super::document::load(&mut conn, &missing, &state.taxonomy, now)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, Shown::from(d)))
+            .collect()
+    };
+    drop(conn);
+    let highlighter = Highlighter::new(&state.search_config, query_words);
+    Ok(ranked
+        .into_iter()
+        .filter(|r| !disabled.contains(&r.id))
         .filter_map(|r| {
-            let (p, name) = by_id.remove(&r.id)?;
-            let mut matched = Vec::new();
-            let highlights = Highlights {
-                display_name: highlighter.highlight(&name, &mut matched),
-                bio: highlighter.highlight(&p.bio, &mut matched),
-                specialties: p
-                    .specialties
-                    .iter()
-                    .map(|s| {
-                        highlighter
-                            .highlight(&label(&state.taxonomy, Kind::Specialty, s), &mut matched)
-                    })
-                    .collect(),
+            let doc = match r.doc {
+                Some(doc) => *doc,
+                None => loaded.remove(&r.id)?,
             };
-            Some(ClinicianHit {
-                user_id: p.user_id,
-                display_name: name,
-                license_verified: p.verified_at.is_some(),
-                waitlist: Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None),
-                capacity_freshness: CapacityFreshness::of(p.capacity_confirmed_at, now),
-                distance_km: r.distance_km.map(|d| (d * 10.0).round() / 10.0),
-                responsiveness: history.remove(&r.id).unwrap_or(Responsiveness {
-                    median_response_hours: None,
-                    acceptance_rate: None,
-                }),
-                highlights,
-                matched_terms: matched,
-                credentials: p.credentials,
-                license_states: p.license_states,
-                city: p.city,
-                state: p.state,
-                specialties: p.specialties,
-                modalities: p.modalities,
-                populations: p.populations,
-                languages: p.languages,
-                insurance: p.insurance,
-                fee_min: p.fee_min,
-                fee_max: p.fee_max,
-                sliding_scale: p.sliding_scale,
-                telehealth: p.telehealth,
-                in_person: p.in_person,
-                accepting_referrals: p.accepting_referrals,
-                open_slots: p.open_slots,
-                capacity_confirmed_at: p.capacity_confirmed_at,
-            })
+            Some(hit(state, &highlighter, doc, r.distance_km, now))
         })
         .collect())
+}
+
+fn hit(
+    state: &AppState,
+    highlighter: &Highlighter,
+    doc: Shown,
+    distance_km: Option<f64>,
+    now: DateTime<Utc>,
+) -> ClinicianHit {
+    let mut matched = Vec::new();
+    let highlights = Highlights {
+        display_name: highlighter.highlight(&doc.display_name, &mut matched),
+        bio: highlighter.highlight(&doc.bio, &mut matched),
+        specialties: doc
+            .specialties
+            .iter()
+            .map(|s| highlighter.highlight(&label(&state.taxonomy, Kind::Specialty, s), &mut matched))
+            .collect(),
+    };
+    let card = doc.card;
+    ClinicianHit {
+        user_id: doc.id,
+        display_name: doc.display_name,
+        credentials: card.credentials,
+        license_verified: doc.verified,
+        license_states: doc.license_states,
+        city: card.city,
+        state: card.state,
+        specialties: doc.specialties,
+        modalities: doc.modalities,
+        populations: doc.populations,
+        languages: doc.languages,
+        insurance: doc.insurance,
+        fee_min: card.fee_min,
+        fee_max: card.fee_max,
+        sliding_scale: doc.sliding_scale,
+        telehealth: doc.telehealth,
+        in_person: doc.in_person,
+        accepting_referrals: doc.accepting_referrals,
+        open_slots: card.open_slots,
+        waitlist: Waitlist::parse(&doc.waitlist).unwrap_or(Waitlist::None),
+        capacity_confirmed_at: card.capacity_confirmed_at,
+        capacity_freshness: CapacityFreshness::of(card.capacity_confirmed_at, now),
+        distance_km: distance_km.map(|d| (d * 10.0).round() / 10.0),
+        responsiveness: Responsiveness {
+            median_response_hours: card.median_response_hours,
+            acceptance_rate: card.acceptance_rate,
+        },
+        highlights,
+        matched_terms: matched,
+    }
 }
 
 /// Parameters of `GET /search/clinicians` (list parameters repeat: `specialty=a&specialty=b` means either).
@@ -325,7 +460,8 @@ async fn search(
 ) -> AppResult<HttpResponse> {
     let query = SearchQuery::from_query_string(req.query_string(), &state.taxonomy)?;
     let results = state.search.search(&query).await.map_err(unavailable)?;
-    let hits = hydrate(&state, &results.hits, &query.words()).await?;
+    let words = query.words();
+    let hits = hydrate(&state, results.hits, &words).await?;
     Ok(HttpResponse::Ok().json(SearchResponse {
         hits,
         total: results.total,
@@ -507,7 +643,7 @@ async fn shortlist(
 ) -> AppResult<HttpResponse> {
     let request = body.0;
     let ranked = ranked_candidates(&state, auth.user_id, &request).await?;
-    let hits = hydrate(&state, &ranked, &words("")).await?;
+    let hits = hydrate(&state, ranked, &words("")).await?;
     let now = state.clock.now();
     let candidates = hits
         .into_iter()
@@ -633,6 +769,27 @@ pub async fn ranked_candidates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typo_distance_counts_edits_and_swaps() {
+        let d = |a: &str, b: &str| {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            typo_distance(&a, &b, 9)
+        };
+        assert_eq!(d("trauma", "trauma"), 0);
+        assert_eq!(d("traumma", "trauma"), 1);
+        assert_eq!(d("depresion", "depression"), 1);
+        assert_eq!(d("anxeity", "anxiety"), 1);
+        assert_eq!(d("kitten", "sitting"), 3);
+        assert_eq!(d("", "abc"), 3);
+        let (a, b): (Vec<char>, Vec<char>) = ("kitten".chars().collect(), "sitting".chars().collect());
+        assert_eq!(typo_distance(&a, &b, 1), 2, "stops early past the limit");
+        let (a, b): (Vec<char>, Vec<char>) = ("abcdef".chars().collect(), "bacdfe".chars().collect());
+        assert_eq!(typo_distance(&a, &b, 2), 2, "two swaps");
+        assert_eq!(d("ñandú", "nandu"), 2);
+        assert_eq!(Chars::of(&"a".repeat(33)).map(|c| c.len()), None);
+        assert_eq!(Chars::of(&"a".repeat(32)).map(|c| c.len()), Some(32));
+    }
 
     #[test]
     fn highlighting_marks_exact_prefix_and_typo_matches_and_escapes_the_rest() {

@@ -1,0 +1,1 @@
+DROP VIEW clinician_responsiveness;
