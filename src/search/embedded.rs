@@ -15,8 +15,8 @@ use std::{
 };
 
 use tantivy::{
-    DocAddress, DocId, Index, IndexSettings, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
-    TantivyDocument, Term,
+    DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score,
+    SegmentOrdinal, SegmentReader, TantivyDocument, Term,
     collector::{Collector, SegmentCollector},
     directory::MmapDirectory,
     index::SegmentId,
@@ -24,9 +24,7 @@ use tantivy::{
         AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
         RangeQuery, TermQuery,
     },
-    schema::{
-        FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value as _,
-    },
+    schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value as _},
     store::Compressor,
 };
 use uuid::Uuid;
@@ -34,6 +32,7 @@ use uuid::Uuid;
 use super::{
     ClinicianDoc, EngineResults, FACETS, RankedId, SearchError, SearchIndex, SearchQuery,
     SearchResult,
+    bitfilter::{BitsCache, BitsQuery},
     config::SearchConfig,
     document::Shown,
     query::{Near, haversine_km},
@@ -48,6 +47,9 @@ const POINTER: &str = "current";
 /// Multi-valued keyword attributes (filters and facets): the first of the
 /// API's facets; the rest are yes/no flags.
 const KEYWORDS: &[&str] = FACETS.split_at(7).0;
+/// Waitlist bands in `max_wait` order (their rank is the index).
+const WAITLIST_BANDS: [&str; 4] = ["none", "short", "medium", "long"];
+
 /// Boolean attributes stored as 0/1.
 const FLAGS: [&str; 5] = [
     "telehealth",
@@ -274,6 +276,7 @@ pub struct EmbeddedEngine {
     config: Arc<SearchConfig>,
     live: RwLock<Arc<Live>>,
     columns: Arc<ColumnCache>,
+    bits: Arc<BitsCache>,
 }
 
 fn read_pointer(root: &Path) -> Option<String> {
@@ -347,6 +350,7 @@ impl EmbeddedEngine {
             config,
             live: RwLock::new(Arc::new(live)),
             columns: Arc::default(),
+            bits: Arc::default(),
         };
         engine.remove_stale_dirs(&dir_name);
         Ok(engine)
@@ -376,7 +380,7 @@ impl EmbeddedEngine {
         Ok(true)
     }
 
-    /// Forgets the columns of segments that merges or a switch retired.
+    /// Forgets the columns and bitsets of segments that merges or a switch retired.
     fn prune_columns(&self, searcher: &tantivy::Searcher) {
         let Ok(mut cache) = self.columns.lock() else {
             return;
@@ -388,6 +392,8 @@ impl EmbeddedEngine {
                 .map(|r| r.segment_id())
                 .collect();
             cache.retain(|id, _| live.contains(id));
+            drop(cache);
+            self.bits.retain_segments(&live);
         }
     }
 
@@ -461,55 +467,45 @@ impl EmbeddedEngine {
             clauses.push((Occur::Must, Box::new(BooleanQuery::new(per_word))));
         }
 
-        let any_of = |name: &str, values: &[String]| -> Option<(Occur, Box<dyn Query>)> {
-            (!values.is_empty()).then(|| {
-                let terms = values
-                    .iter()
-                    .map(|v| Term::from_field_text(fields.keywords[name], v));
-                filter(any_term(terms))
-            })
+        // Keyword, flag, waitlist and area filters: cached bitsets, one
+        // clause per filter, any of a clause's terms.
+        let mut bit_clauses: Vec<Vec<Term>> = Vec::new();
+        let mut any_of = |name: &str, values: &[String]| {
+            if !values.is_empty() {
+                bit_clauses.push(
+                    values
+                        .iter()
+                        .map(|v| Term::from_field_text(fields.keywords[name], v))
+                        .collect(),
+                );
+            }
         };
-        clauses.extend(any_of("specialties", &q.specialties));
-        clauses.extend(any_of("modalities", &q.modalities));
-        clauses.extend(any_of("populations", &q.populations));
-        clauses.extend(any_of("insurance", &q.insurance));
-        clauses.extend(any_of("languages", &q.languages));
+        any_of("specialties", &q.specialties);
+        any_of("modalities", &q.modalities);
+        any_of("populations", &q.populations);
+        any_of("insurance", &q.insurance);
+        any_of("languages", &q.languages);
         for s in &q.all_specialties {
-            let t = Term::from_field_text(fields.keywords["specialties"], s);
-            clauses.push(filter(Box::new(TermQuery::new(
-                t,
-                IndexRecordOption::Basic,
-            ))));
+            any_of("specialties", std::slice::from_ref(s));
         }
         if let Some(state) = &q.licensed_in {
-            let t = Term::from_field_text(fields.keywords["license_states"], state);
-            clauses.push(filter(Box::new(TermQuery::new(
-                t,
-                IndexRecordOption::Basic,
-            ))));
+            any_of("license_states", std::slice::from_ref(state));
+        }
+        if let Some(max) = q.max_wait {
+            let bands: Vec<String> = WAITLIST_BANDS
+                .iter()
+                .take(usize::from(max) + 1)
+                .map(|b| b.to_string())
+                .collect();
+            any_of("waitlist", &bands);
         }
         for (name, value) in q.flag_filters() {
             if let Some(value) = value {
-                let t = Term::from_field_u64(fields.flags[name], u64::from(value));
-                clauses.push(filter(Box::new(TermQuery::new(
-                    t,
-                    IndexRecordOption::Basic,
-                ))));
+                bit_clauses.push(vec![Term::from_field_u64(
+                    fields.flags[name],
+                    u64::from(value),
+                )]);
             }
-        }
-        if let Some(max) = q.max_wait {
-            let upper = Term::from_field_u64(fields.waitlist_rank, u64::from(max));
-            clauses.push(filter(Box::new(RangeQuery::new(
-                Bound::Unbounded,
-                Bound::Included(upper),
-            ))));
-        }
-        if let Some(fee) = q.fee_max {
-            let upper = Term::from_field_i64(fields.fee_min, i64::from(fee));
-            clauses.push(filter(Box::new(RangeQuery::new(
-                Bound::Unbounded,
-                Bound::Included(upper),
-            ))));
         }
         if let Some(Near {
             lat,
@@ -519,11 +515,29 @@ impl EmbeddedEngine {
         }) = q.near
             && let Some(cells) = cells_around(lat, lng, radius)
         {
-            // Grid cells first (postings, cheap); the collector checks the circle exactly.
-            let terms = cells
-                .iter()
-                .map(|c| Term::from_field_text(fields.geo_cell, c));
-            clauses.push(filter(any_term(terms)));
+            // Grid cells first; the collector checks the circle exactly.
+            bit_clauses.push(
+                cells
+                    .iter()
+                    .map(|c| Term::from_field_text(fields.geo_cell, c))
+                    .collect(),
+            );
+        }
+        if !bit_clauses.is_empty() {
+            clauses.push((
+                Occur::Must,
+                Box::new(BitsQuery {
+                    clauses: bit_clauses,
+                    cache: self.bits.clone(),
+                }),
+            ));
+        }
+        if let Some(fee) = q.fee_max {
+            let upper = Term::from_field_i64(fields.fee_min, i64::from(fee));
+            clauses.push(filter(Box::new(RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Included(upper),
+            ))));
         }
         if !q.exclude.is_empty() {
             let terms = q

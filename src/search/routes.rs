@@ -204,6 +204,20 @@ struct QueryWord {
     text: String,
     chars: Option<Chars>,
     typos: usize,
+    /// The ASCII letters and digits it holds (`letters`).
+    letters: u64,
+}
+
+/// A bit per ASCII letter (either case) and digit in `word`, or None when the
+/// word has other characters. Each edit brings at most one missing letter, so
+/// a word lacking more of a query word's letters than its typos cannot match.
+fn letters(word: &str) -> Option<u64> {
+    word.bytes().try_fold(0u64, |mask, b| match b {
+        b'a'..=b'z' => Some(mask | 1 << (b - b'a')),
+        b'A'..=b'Z' => Some(mask | 1 << (b - b'A')),
+        b'0'..=b'9' => Some(mask | 1 << (26 + b - b'0')),
+        _ => None,
+    })
 }
 
 /// Decides which words of a hit's text match the query: exactly, as the
@@ -223,6 +237,7 @@ impl Highlighter {
                 text: q.clone(),
                 chars: Chars::of(q),
                 typos: usize::from(config.typos_allowed(q)),
+                letters: letters(q).unwrap_or(0),
             })
             .collect();
         let shortest = query
@@ -237,6 +252,14 @@ impl Highlighter {
         // Most words of a bio are too short to match anything: no need to
         // lowercase or compare them (fewer bytes means fewer characters).
         if word.len() < self.shortest {
+            return false;
+        }
+        if let Some(have) = letters(word)
+            && self
+                .query
+                .iter()
+                .all(|q| (q.letters & !have).count_ones() as usize > q.typos)
+        {
             return false;
         }
         let Some(w) = Chars::lowercase(word) else {
@@ -378,7 +401,9 @@ fn hit(
         specialties: doc
             .specialties
             .iter()
-            .map(|s| highlighter.highlight(&label(&state.taxonomy, Kind::Specialty, s), &mut matched))
+            .map(|s| {
+                highlighter.highlight(&label(&state.taxonomy, Kind::Specialty, s), &mut matched)
+            })
             .collect(),
     };
     let card = doc.card;
@@ -782,9 +807,11 @@ mod tests {
         assert_eq!(d("anxeity", "anxiety"), 1);
         assert_eq!(d("kitten", "sitting"), 3);
         assert_eq!(d("", "abc"), 3);
-        let (a, b): (Vec<char>, Vec<char>) = ("kitten".chars().collect(), "sitting".chars().collect());
+        let (a, b): (Vec<char>, Vec<char>) =
+            ("kitten".chars().collect(), "sitting".chars().collect());
         assert_eq!(typo_distance(&a, &b, 1), 2, "stops early past the limit");
-        let (a, b): (Vec<char>, Vec<char>) = ("abcdef".chars().collect(), "bacdfe".chars().collect());
+        let (a, b): (Vec<char>, Vec<char>) =
+            ("abcdef".chars().collect(), "bacdfe".chars().collect());
         assert_eq!(typo_distance(&a, &b, 2), 2, "two swaps");
         assert_eq!(d("ñandú", "nandu"), 2);
         assert_eq!(Chars::of(&"a".repeat(33)).map(|c| c.len()), None);

@@ -441,7 +441,9 @@ async fn how_colleagues_answer_shows_in_search_and_ranks_the_responsive_first() 
             let hits = ranked().await;
             hits.len() == 2
                 && hits[0]["display_name"] == "Ben"
-                && hits.iter().all(|h| !h["responsiveness"]["acceptance_rate"].is_null())
+                && hits
+                    .iter()
+                    .all(|h| !h["responsiveness"]["acceptance_rate"].is_null())
         },
     )
     .await;
