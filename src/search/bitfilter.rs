@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(set.advance(), 199);
         assert_eq!(set.seek(250), TERMINATED);
 
-        let mut empty = BitsDocSet::new(Bits::empty(100));
+        let empty = BitsDocSet::new(Bits::empty(100));
         assert_eq!(empty.doc(), TERMINATED);
     }
 
