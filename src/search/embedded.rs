@@ -20,6 +20,7 @@ use tantivy::{
     collector::{Collector, SegmentCollector},
     directory::MmapDirectory,
     index::SegmentId,
+    indexer::NoMergePolicy,
     query::{
         AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query,
         RangeQuery, TermQuery,
@@ -309,6 +310,9 @@ pub fn build_beside(root: &Path, docs: &[ClinicianDoc]) -> SearchResult<()> {
     let fresh = Live::open(root, &name)?;
     {
         let mut writer = fresh.writer.lock().map_err(|_| err("writer poisoned"))?;
+        // Merged once below, by hand: a background merge of the same segments
+        // would race with it.
+        writer.set_merge_policy(Box::new(NoMergePolicy));
         for doc in docs {
             writer.add_document(fresh.document(doc)?).map_err(err)?;
         }
