@@ -42,7 +42,7 @@ use super::{
 const WRITER_HEAP: usize = 50_000_000;
 /// Bumped whenever `schema()` changes: directories of another version are
 /// not opened but replaced (and refilled through the outbox).
-const SCHEMA_VERSION: u32 = 4;
+const SCHEMA_VERSION: u32 = 5;
 const POINTER: &str = "current";
 
 /// Multi-valued keyword attributes (filters and facets): the first of the
@@ -70,7 +70,6 @@ struct Fields {
     text: Field,
     keywords: BTreeMap<&'static str, Field>,
     flags: BTreeMap<&'static str, Field>,
-    waitlist_rank: Field,
     capacity_tier: Field,
     responsiveness: Field,
     fee_min: Field,
@@ -128,7 +127,6 @@ fn schema() -> (Schema, Fields) {
         text,
         keywords,
         flags,
-        waitlist_rank: b.add_u64_field("waitlist_rank", INDEXED | FAST),
         capacity_tier: b.add_u64_field("capacity_tier", INDEXED | FAST),
         responsiveness: b.add_u64_field("responsiveness", FAST),
         fee_min: b.add_i64_field("fee_min", INDEXED | FAST),
@@ -141,10 +139,9 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-/// Documents holding any of `terms`. A union of term queries rather than
-/// tantivy's `TermSetQuery`, which builds an FST (with a 10,000-cell
-/// registry) for every query: for the handful of values a filter names, that
-/// construction cost more than the search.
+/// Documents holding any of `terms` (the excluded ids). A union of term
+/// queries rather than tantivy's `TermSetQuery`, which builds an FST with a
+/// 10,000-cell registry on every query.
 fn any_term(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
     let mut terms: Vec<Box<dyn Query>> = terms
         .into_iter()
@@ -240,7 +237,6 @@ impl Live {
         ] {
             d.add_u64(f.flags[name], u64::from(value));
         }
-        d.add_u64(f.waitlist_rank, u64::from(doc.waitlist_rank));
         d.add_u64(f.capacity_tier, u64::from(doc.capacity_tier));
         d.add_u64(f.responsiveness, u64::from(doc.responsiveness));
         d.add_i64(f.fee_min, i64::from(doc.fee_min));
