@@ -143,10 +143,20 @@ impl Application {
         // Known to the others before the first connection's presence is.
         rooms::heartbeat(&state).await?;
         let data = web::Data::new(state.clone());
+        let per_worker_pool = state.settings.db_pool_size.div_ceil(workers_count);
         let web_dir = state.settings.web_dir.clone();
         let serve_web = web_dir.join("index.html").is_file();
 
         let server = HttpServer::new(move || {
+            // Each worker thread opens its own connections. A connection's
+            // driver runs on the thread that opened it, so a handler's
+            // pipelined queries then leave in one write, and no other thread
+            // is woken to send them or to hand back the answers.
+            let data = web::Data::new(AppState {
+                pool: db::pool(data.settings.database_url(), per_worker_pool)
+                    .unwrap_or_else(|_| data.pool.clone()),
+                ..data.get_ref().clone()
+            });
             let (app, api) = App::new()
                 .into_utoipa_app()
                 .openapi(openapi::base())

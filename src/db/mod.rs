@@ -2,8 +2,10 @@
 
 pub mod schema;
 
+use diesel::QueryResult;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel_async::{
     AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
@@ -26,6 +28,48 @@ pub enum DbSetupError {
     Migration(String),
     #[error("the database is not migrated; run `kith migrate` first (pending: {0})")]
     Pending(String),
+}
+
+/// A statement prepared once per connection and reused, keyed by its SQL text.
+///
+/// diesel prepares afresh, every time, any statement whose text could vary at
+/// run time: every UPDATE, inserts of several rows or of optional values, and
+/// raw SQL. PostgreSQL then parses and plans it on every call, and the
+/// preparation holds the connection's statement cache for a round trip, which
+/// stalls every query pipelined beside it. Keyed by the text itself, each
+/// distinct text is one prepared statement, so a statement whose text depends
+/// on a value is still answered correctly; wrap only statements with a few
+/// distinct texts (never one that lists an unbounded number of values).
+#[derive(Debug, Clone, Copy)]
+pub struct Reused<Q>(pub Q);
+
+/// `.reused()` on any statement: see [`Reused`].
+pub trait Reuse: Sized {
+    fn reused(self) -> Reused<Self> {
+        Reused(self)
+    }
+}
+
+impl<Q> Reuse for Q {}
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Reused<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Reused<Q> {
+    type QueryId = ();
+    // No type id: the statement cache keys this statement by its SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Reused<Q> {
+    type SqlType = Q::SqlType;
 }
 
 pub fn pool(database_url: &str, size: usize) -> Result<DbPool, DbSetupError> {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::{
     Clock, Settings,
     db::{
-        DbPool,
+        DbPool, Reuse,
         schema::{email_outbox, notifications, users},
     },
 };
@@ -92,26 +92,33 @@ pub struct Notice<'a> {
 
 /// Records a notification for `user` and queues its email, inside the caller's transaction.
 pub async fn tell(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     public_url: &str,
     user: Uuid,
     notice: Notice<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::insert_into(notifications::table)
-        .values((
-            notifications::user_id.eq(user),
-            notifications::kind.eq(notice.kind),
-            notifications::referral_id.eq(notice.referral),
-            notifications::group_id.eq(notice.group),
-            notifications::session_id.eq(notice.session),
-            notifications::message.eq(&notice.message),
-            notifications::created_at.eq(now),
-        ))
-        .execute(&mut conn)
-        .await?;
-    if let Some(subject) = notice.email_subject {
+    let in_app = async {
+        let mut c = conn;
+        diesel::insert_into(notifications::table)
+            .values((
+                notifications::user_id.eq(user),
+                notifications::kind.eq(notice.kind),
+                notifications::referral_id.eq(notice.referral),
+                notifications::group_id.eq(notice.group),
+                notifications::session_id.eq(notice.session),
+                notifications::message.eq(&notice.message),
+                notifications::created_at.eq(now),
+            ))
+            .execute(&mut c)
+            .await
+    };
+    let Some(subject) = notice.email_subject else {
+        return in_app.await.map(drop);
+    };
+    let email = async {
         use diesel::sql_types::{Text, Timestamptz};
+        let mut c = conn;
         let link = link(public_url, notice.referral, notice.group);
         let rest = format!(",\n\n{}{link}\n— Kith\n", notice.message);
         // One statement: the address and greeting come from the account.
@@ -135,10 +142,11 @@ pub async fn tell(
                 email_outbox::enqueued_at,
                 email_outbox::next_attempt_at,
             ))
-            .execute(&mut conn)
-            .await?;
-    }
-    Ok(())
+            .execute(&mut c)
+            .await
+    };
+    // Both sent at once: diesel-async pipelines futures polled together.
+    futures_util::try_join!(in_app, email).map(drop)
 }
 
 fn link(public_url: &str, referral: Option<Uuid>, group: Option<Uuid>) -> String {
@@ -213,16 +221,10 @@ impl Courier {
                     .skip_locked()
                     .load(conn)
                     .await?;
-                let (mut sent, mut failed) = (0, 0);
+                let (mut sent, mut failed) = (Vec::new(), 0);
                 for (id, to, subject, body, attempts) in due {
                     match self.mailer.send(&to, &subject, &body).await {
-                        Ok(()) => {
-                            diesel::update(email_outbox::table.find(id))
-                                .set(email_outbox::sent_at.eq(now))
-                                .execute(conn)
-                                .await?;
-                            sent += 1;
-                        }
+                        Ok(()) => sent.push(id),
                         Err(error) => {
                             tracing::warn!(%error, attempts, "email not sent; will retry");
                             diesel::update(email_outbox::table.find(id))
@@ -232,13 +234,22 @@ impl Courier {
                                         .eq(now + crate::search::outbox::backoff(attempts + 1)),
                                     email_outbox::last_error.eq(error),
                                 ))
+                                .reused()
                                 .execute(conn)
                                 .await?;
                             failed += 1;
                         }
                     }
                 }
-                Ok((sent, failed))
+                if !sent.is_empty() {
+                    // Committed with the claim: one statement for the whole batch.
+                    diesel::update(email_outbox::table.filter(email_outbox::id.eq_any(&sent)))
+                        .set(email_outbox::sent_at.eq(now))
+                        .reused()
+                        .execute(conn)
+                        .await?;
+                }
+                Ok((sent.len(), failed))
             })
             .await?;
         Ok(counts)

@@ -25,7 +25,10 @@ use state::{Event, Status};
 use crate::{
     AppState, audit,
     auth::AuthUser,
-    db::schema::{profiles, referral_contacts, referral_events, referral_offers, referrals, users},
+    db::{
+        Reuse,
+        schema::{profiles, referral_contacts, referral_events, referral_offers, referrals, users},
+    },
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
     notify,
@@ -535,10 +538,19 @@ async fn create_referral(
             let shared: &AsyncPgConnection = conn;
             let check = async {
                 let mut c = shared;
-                profiles::table
+                let query = profiles::table
                     .inner_join(users::table.on(users::id.eq(profiles::user_id)))
-                    .filter(profiles::user_id.eq_any(&recipients).and(users::disabled_at.is_null()))
+                    .filter(users::disabled_at.is_null())
                     .select((profiles::user_id, profiles::license_states))
+                    .into_boxed();
+                // One colleague by equality: PostgreSQL then reuses one plan. For
+                // `= ANY(array)` it plans afresh on every call, because it prices
+                // a plan for an unknown array above one for the array given.
+                let query = match recipients.as_slice() {
+                    [one] => query.filter(profiles::user_id.eq(*one)),
+                    many => query.filter(profiles::user_id.eq_any(many)),
+                };
+                query
                     .load::<(Uuid, Vec<String>)>(&mut c)
                     .await
                     .map_err(AppError::from)
@@ -549,6 +561,7 @@ async fn create_referral(
                     .values(&referral)
                     .on_conflict((referrals::sender_id, referrals::idempotency_key))
                     .do_nothing()
+                    .reused()
                     .execute(&mut c)
                     .await
                     .map_err(AppError::from)
@@ -607,6 +620,7 @@ async fn create_referral(
                         email: contact.email.clone(),
                         preferred_contact: contact.preferred_contact.clone(),
                     })
+                    .reused()
                     .execute(&mut c)
                     .await
                     .map_err(AppError::from)
@@ -616,6 +630,7 @@ async fn create_referral(
                 diesel::insert_into(referral_offers::table)
                     .values(rows)
                     .returning(Offer::as_returning())
+                    .reused()
                     .get_results::<Offer>(&mut c)
                     .await
                     .map_err(AppError::from)

@@ -16,3 +16,4 @@ mod search;
 mod search_contract;
 mod seed;
 mod sessions;
+mod statements;
