@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{AuthUser, Role, password, sessions, throttle, tokens, users};
 use crate::{
     AppState, audit,
+    db::Reuse,
     db::schema::{auth_sessions, refresh_tokens, users as users_t},
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
@@ -54,6 +55,7 @@ async fn set_time_zone(
             users_t::time_zone.eq(&zone),
             users_t::updated_at.eq(state.clock.now()),
         ))
+        .reused()
         .execute(&mut conn)
         .await?;
     let user = users::find(&mut conn, auth.user_id)
@@ -408,6 +410,7 @@ async fn refresh(
             }
             diesel::update(refresh_tokens::table.find(&token_hash))
                 .set(refresh_tokens::used_at.eq(now))
+                .reused()
                 .execute(conn)
                 .await?;
             Ok(RefreshOutcome::Rotated(Box::new(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Role;
 use crate::{
     db::{
-        DbPool,
+        DbPool, Reuse,
         schema::{auth_sessions, users},
     },
     error::AppResult,
@@ -138,6 +138,7 @@ pub async fn revoke(
         auth_sessions::revoked_at.eq(now),
         auth_sessions::revoked_reason.eq(reason),
     ))
+    .reused()
     .execute(conn)
     .await
 }
@@ -160,6 +161,7 @@ pub async fn revoke_all(
         auth_sessions::revoked_at.eq(now),
         auth_sessions::revoked_reason.eq(reason),
     ))
+    .reused()
     .execute(conn)
     .await
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::AuthUser,
+    db::Reuse,
     db::schema::notifications,
     error::{AppError, AppResult, ErrorBody},
 };
@@ -93,6 +94,7 @@ async fn mark_read(
         .bind::<diesel::sql_types::Timestamptz, _>(state.clock.now())
         .sql(")")),
     )
+    .reused()
     .execute(&mut conn)
     .await?;
     if updated == 0 {
@@ -114,6 +116,7 @@ async fn mark_all_read(state: web::Data<AppState>, auth: AuthUser) -> AppResult<
         ),
     )
     .set(notifications::read_at.eq(state.clock.now()))
+    .reused()
     .execute(&mut conn)
     .await?;
     Ok(HttpResponse::NoContent().finish())

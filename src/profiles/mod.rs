@@ -16,6 +16,7 @@ pub use model::{CapacityFreshness, CapacityInput, Profile, ProfileInput, Profile
 use crate::{
     AppState, audit,
     auth::AuthUser,
+    db::Reuse,
     db::schema::{profiles, users},
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
@@ -52,6 +53,7 @@ pub async fn set_verified(
             profiles::verified_at.eq(by.map(|b| b.0)),
             profiles::verified_by.eq(by.map(|b| b.1)),
         ))
+        .reused()
         .execute(conn)
         .await?;
     Ok(())
@@ -195,6 +197,7 @@ async fn put_mine(
                 profiles::version.eq(profiles::version + 1),
                 profiles::updated_at.eq(now),
             ))
+            .reused()
             .execute(conn)
             .await?;
             if updated == 0 {
@@ -204,6 +207,7 @@ async fn put_mine(
             if let Some(name) = &display_name {
                 diesel::update(users::table.find(auth.user_id))
                     .set((users::display_name.eq(name), users::updated_at.eq(now)))
+                    .reused()
                     .execute(conn)
                     .await?;
             }
@@ -268,6 +272,7 @@ async fn patch_capacity(
                 profiles::version.eq(profiles::version + 1),
                 profiles::updated_at.eq(now),
             ))
+            .reused()
             .execute(conn)
             .await?;
             if updated == 0 {
@@ -317,6 +322,7 @@ async fn confirm_capacity(
             // an edit open in another tab is not invalidated by a confirmation.
             diesel::update(profiles::table.find(auth.user_id))
                 .set(profiles::capacity_confirmed_at.eq(now))
+                .reused()
                 .execute(conn)
                 .await?;
             crate::search::outbox::enqueue(conn, auth.user_id, now).await?;

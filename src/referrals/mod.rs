@@ -100,6 +100,7 @@ async fn transition(
         referrals::updated_at.eq(at),
         referrals::version.eq(referrals::version + 1),
     ))
+    .reused()
     .execute(conn)
     .await?;
     if updated == 0 {
@@ -163,6 +164,7 @@ async fn offer_next(
             referral_offers::deadline
                 .eq(now + chrono::Duration::minutes(i64::from(referral.response_minutes))),
         ))
+        .reused()
         .execute(conn)
         .await?;
     Ok(Some(recipient))
@@ -834,6 +836,7 @@ async fn view_referral(
             {
                 diesel::update(referral_offers::table.find(offer.id))
                     .set(referral_offers::state.eq("received"))
+                    .reused()
                     .execute(conn)
                     .await?;
                 if referral.status() == Status::Requested {
@@ -910,7 +913,7 @@ async fn accept_referral(
             let took_slot = onto == "slot"
                 && diesel::update(profiles::table.filter(profiles::user_id.eq(auth.user_id).and(profiles::open_slots.gt(0))))
                     .set((profiles::open_slots.eq(profiles::open_slots - 1), profiles::updated_at.eq(now)))
-                    .execute(conn)
+                    .reused().execute(conn)
                     .await?
                     == 1;
             if onto == "slot" && !took_slot {
@@ -931,7 +934,7 @@ async fn accept_referral(
                     referrals::updated_at.eq(now),
                     referrals::version.eq(referrals::version + 1),
                 ))
-                .execute(conn)
+                .reused().execute(conn)
                 .await?;
             if updated == 0 {
                 return Err(AppError::conflict("concurrent_update", "This referral changed at the same moment. Reload it."));
@@ -939,7 +942,7 @@ async fn accept_referral(
             record_event(conn, id, Some(auth.user_id), Some(from), to, now, Some(format!("accepted onto {onto}"))).await?;
             diesel::update(referral_offers::table.find(offer))
                 .set((referral_offers::state.eq("accepted"), referral_offers::responded_at.eq(now)))
-                .execute(conn)
+                .reused().execute(conn)
                 .await?;
             // Responsiveness changed: search ranks by it.
             crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
@@ -954,7 +957,7 @@ async fn accept_referral(
                     ),
                 )
                 .set(referral_offers::state.eq("withdrawn"))
-                .execute(conn)
+                .reused().execute(conn)
                 .await?;
             }
             let message = format!(
@@ -1126,6 +1129,7 @@ async fn decline_referral(
                     referral_offers::reason.eq(input.reason.as_str()),
                     referral_offers::note.eq(&input.note),
                 ))
+                .reused()
                 .execute(conn)
                 .await?;
             crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
@@ -1214,6 +1218,7 @@ pub async fn sweep_deadlines(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
                     referral_offers::state.eq("expired"),
                     referral_offers::responded_at.eq(now),
                 ))
+                .reused()
                 .execute(conn)
                 .await?;
                 if expired == 1 {
@@ -1256,7 +1261,7 @@ async fn send_reminders(
             .load(conn)
             .await?;
         for (offer, referral, recipient) in due {
-            diesel::update(referral_offers::table.find(offer)).set(referral_offers::reminded_at.eq(now)).execute(conn).await?;
+            diesel::update(referral_offers::table.find(offer)).set(referral_offers::reminded_at.eq(now)).reused().execute(conn).await?;
             let message = "A referral offered to you reaches its deadline within two hours. Please accept or decline so the client is not kept waiting.".to_string();
             tell(conn, url, recipient, "offer_reminder", referral, message, "Reminder: a referral is waiting for your answer", now).await?;
         }
@@ -1270,7 +1275,7 @@ async fn send_reminders(
             .load(conn)
             .await?;
         for (referral, sender) in stale {
-            diesel::update(referrals::table.find(referral)).set(referrals::checked_in_at.eq(now)).execute(conn).await?;
+            diesel::update(referrals::table.find(referral)).set(referrals::checked_in_at.eq(now)).reused().execute(conn).await?;
             let message = "Two weeks ago a colleague accepted your referral, and no first appointment has been recorded yet. You may want to check in with them.".to_string();
             tell(conn, url, sender, "referral_check_in", referral, message, "Checking in on your referral", now).await?;
         }
@@ -1328,12 +1333,14 @@ async fn act(
             Extra::FirstAppointment(at) => {
                 diesel::update(referrals::table.find(id))
                     .set(referrals::first_appointment_at.eq(at))
+                    .reused()
                     .execute(conn)
                     .await?;
             }
             Extra::Outcome(outcome) => {
                 diesel::update(referrals::table.find(id))
                     .set(referrals::outcome.eq(outcome))
+                    .reused()
                     .execute(conn)
                     .await?;
             }
@@ -1366,6 +1373,7 @@ async fn act(
                 ),
             )
             .set(referral_offers::state.eq("withdrawn"))
+            .reused()
             .execute(conn)
             .await?;
         }

@@ -17,6 +17,7 @@ use super::{
 use crate::{
     AppState, audit,
     auth::{AuthUser, tokens},
+    db::Reuse,
     db::schema::{messages, users, ws_tickets},
     error::{AppError, AppResult, ErrorBody},
     http::{RequestMeta, parse_json},
@@ -297,6 +298,7 @@ async fn delete_message(
             messages::deleted_by.eq(auth.user_id),
             messages::body.eq(""),
         ))
+        .reused()
         .execute(conn)
         .await?;
         audit::record(

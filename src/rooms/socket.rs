@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     AppState,
+    db::Reuse,
     db::schema::room_visits,
     error::{AppError, AppResult},
     groups::model::GroupRole,
@@ -393,6 +394,7 @@ impl Conn {
             let mut db = state.pool.get().await?;
             diesel::update(room_visits::table.find(room.visit))
                 .set(room_visits::left_at.eq(state.clock.now()))
+                .reused()
                 .execute(&mut db)
                 .await?;
             super::announce(

@@ -17,7 +17,7 @@ use super::{SearchIndex, document};
 use crate::{
     Clock,
     db::{
-        DbPool,
+        DbPool, Reuse,
         schema::{profiles, search_outbox, users, worker_state},
     },
     profiles::{model::FRESH_FOR_DAYS, taxonomy::Taxonomy},
@@ -122,7 +122,7 @@ impl Indexer {
                                 search_outbox::next_attempt_at.eq(now + backoff(attempts)),
                                 search_outbox::last_error.eq(error.to_string()),
                             ))
-                            .execute(conn)
+                            .reused().execute(conn)
                             .await?;
                         Ok(Pass { indexed: 0, failed: rows.len() })
                     }
