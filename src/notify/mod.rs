@@ -208,7 +208,8 @@ impl Courier {
                             .is_null()
                             .and(email_outbox::next_attempt_at.le(now)),
                     )
-                    .order(email_outbox::id)
+                    // The due index's own order: the claim reads 50 rows, never the whole backlog.
+                    .order((email_outbox::next_attempt_at, email_outbox::id))
                     .limit(50)
                     .select((
                         email_outbox::id,

@@ -93,7 +93,8 @@ impl Indexer {
             .transaction::<_, anyhow::Error, _>(async |conn| {
                 let rows: Vec<(i64, Uuid, i32)> = search_outbox::table
                     .filter(search_outbox::next_attempt_at.le(now))
-                    .order(search_outbox::id)
+                    // The due index's own order: a batch reads its rows, never the whole backlog.
+                    .order((search_outbox::next_attempt_at, search_outbox::id))
                     .limit(BATCH)
                     .select((search_outbox::id, search_outbox::user_id, search_outbox::attempts))
                     .for_update()
