@@ -51,6 +51,8 @@ impl Default for ResponseHours {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub database_url: SecretString,
+    /// Connections for requests, split between the worker threads (each
+    /// opens its own); the background workers' pool may hold as many again.
     pub db_pool_size: usize,
     /// `host:port`; port 0 picks a free port (tests).
     pub addr: String,
