@@ -128,31 +128,48 @@ async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<Session> {
         .ok_or_else(no_session)
 }
 
-async fn show(
+/// Sessions as their viewer sees them, in the order given: three queries
+/// however many sessions there are.
+async fn show_all(
     conn: &mut AsyncPgConnection,
-    session: Session,
+    sessions: Vec<Session>,
     viewer: Uuid,
     tz: Tz,
-) -> AppResult<SessionView> {
-    let group_name: String = groups::table
-        .find(session.group_id)
-        .select(groups::name)
-        .first(conn)
-        .await?;
-    let host_name: String = users::table
-        .find(session.host_id)
-        .select(users::display_name)
-        .first(conn)
-        .await?;
-    let mut lines = session_attendance::table
-        .inner_join(users::table.on(users::id.eq(session_attendance::user_id)))
-        .filter(session_attendance::session_id.eq(session.id))
-        .order(users::display_name)
-        .into_boxed();
-    if viewer != session.host_id {
-        lines = lines.filter(session_attendance::user_id.eq(viewer));
+) -> AppResult<Vec<SessionView>> {
+    use std::collections::HashMap;
+    if sessions.is_empty() {
+        return Ok(Vec::new());
     }
+    let group_ids: Vec<Uuid> = sessions.iter().map(|s| s.group_id).collect();
+    let host_ids: Vec<Uuid> = sessions.iter().map(|s| s.host_id).collect();
+    let group_names: HashMap<Uuid, String> = groups::table
+        .filter(groups::id.eq_any(&group_ids))
+        .select((groups::id, groups::name))
+        .load(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let host_names: HashMap<Uuid, String> = users::table
+        .filter(users::id.eq_any(&host_ids))
+        .select((users::id, users::display_name))
+        .load(conn)
+        .await?
+        .into_iter()
+        .collect();
+    // A host sees every line of their sessions; anyone else only their own.
+    let (hosted, others): (Vec<Uuid>, Vec<Uuid>) = sessions
+        .iter()
+        .map(|s| (s.id, s.host_id == viewer))
+        .fold((Vec::new(), Vec::new()), |(mut h, mut o), (id, host)| {
+            if host {
+                h.push(id)
+            } else {
+                o.push(id)
+            }
+            (h, o)
+        });
     type Line = (
+        Uuid,
         Uuid,
         String,
         i32,
@@ -163,8 +180,18 @@ async fn show(
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Line> = lines
+    let rows: Vec<Line> = session_attendance::table
+        .inner_join(users::table.on(users::id.eq(session_attendance::user_id)))
+        .filter(
+            session_attendance::session_id
+                .eq_any(&hosted)
+                .or(session_attendance::session_id
+                    .eq_any(&others)
+                    .and(session_attendance::user_id.eq(viewer))),
+        )
+        .order((session_attendance::session_id, users::display_name))
         .select((
+            session_attendance::session_id,
             users::id,
             users::display_name,
             session_attendance::minutes,
@@ -177,48 +204,63 @@ async fn show(
         ))
         .load(conn)
         .await?;
-    let attendance = rows
+    let mut lines: HashMap<Uuid, Vec<AttendanceLine>> = HashMap::new();
+    for (session, id, name, minutes, measured, kind, reason, signed_at, signer, license) in rows {
+        lines.entry(session).or_default().push(AttendanceLine {
+            user: Person { id, name },
+            minutes,
+            measured_minutes: measured,
+            kind,
+            adjusted_reason: reason,
+            signed_at,
+            signer_name: signer,
+            signer_license: license,
+        });
+    }
+    Ok(sessions
         .into_iter()
-        .map(
-            |(id, name, minutes, measured, kind, reason, signed_at, signer, license)| {
-                AttendanceLine {
-                    user: Person { id, name },
-                    minutes,
-                    measured_minutes: measured,
-                    kind,
-                    adjusted_reason: reason,
-                    signed_at,
-                    signer_name: signer,
-                    signer_license: license,
-                }
+        .map(|session| SessionView {
+            id: session.id,
+            group_id: session.group_id,
+            group_name: group_names
+                .get(&session.group_id)
+                .cloned()
+                .unwrap_or_default(),
+            host: Person {
+                id: session.host_id,
+                name: host_names
+                    .get(&session.host_id)
+                    .cloned()
+                    .unwrap_or_default(),
             },
-        )
-        .collect();
-    Ok(SessionView {
-        id: session.id,
-        group_id: session.group_id,
-        group_name,
-        host: Person {
-            id: session.host_id,
-            name: host_name,
-        },
-        series_id: session.series_id,
-        title: session.title,
-        agenda: session.agenda,
-        kind: session.kind,
-        starts_at: session.starts_at,
-        ends_at: session.ends_at,
-        planned_minutes: session.planned_minutes,
-        status: session.status,
-        started_at: session.started_at,
-        ended_at: session.ended_at,
-        locked: session.locked_at.is_some(),
-        signed_at: session.signed_at,
-        time_zone: tz.name().to_string(),
-        starts_at_local: attendance::local(session.starts_at, tz),
-        ends_at_local: attendance::local(session.ends_at, tz),
-        attendance,
-    })
+            series_id: session.series_id,
+            attendance: lines.remove(&session.id).unwrap_or_default(),
+            title: session.title,
+            agenda: session.agenda,
+            kind: session.kind,
+            starts_at: session.starts_at,
+            ends_at: session.ends_at,
+            planned_minutes: session.planned_minutes,
+            status: session.status,
+            started_at: session.started_at,
+            ended_at: session.ended_at,
+            locked: session.locked_at.is_some(),
+            signed_at: session.signed_at,
+            time_zone: tz.name().to_string(),
+            starts_at_local: attendance::local(session.starts_at, tz),
+            ends_at_local: attendance::local(session.ends_at, tz),
+        })
+        .collect())
+}
+
+async fn show(
+    conn: &mut AsyncPgConnection,
+    session: Session,
+    viewer: Uuid,
+    tz: Tz,
+) -> AppResult<SessionView> {
+    let mut views = show_all(conn, vec![session], viewer, tz).await?;
+    views.pop().ok_or_else(no_session)
 }
 
 /// The session as its viewer sees it, as a reply.
@@ -367,12 +409,13 @@ async fn schedule_session(
             Ok(ids)
         })
         .await?;
-    let mut views = Vec::with_capacity(ids.len());
-    for id in ids {
-        let session = load(&mut conn, id).await?;
-        views.push(show(&mut conn, session, auth.user_id, tz).await?);
-    }
-    Ok(HttpResponse::Created().json(views))
+    let sessions: Vec<Session> = group_sessions::table
+        .filter(group_sessions::id.eq_any(&ids))
+        .order(group_sessions::starts_at)
+        .select(Session::as_select())
+        .load(&mut conn)
+        .await?;
+    Ok(HttpResponse::Created().json(show_all(&mut conn, sessions, auth.user_id, tz).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -408,11 +451,7 @@ async fn list(
             .load(conn)
             .await?
     };
-    let mut views = Vec::with_capacity(sessions.len());
-    for s in sessions {
-        views.push(show(conn, s, viewer, tz).await?);
-    }
-    Ok(views)
+    show_all(conn, sessions, viewer, tz).await
 }
 
 /// A group's upcoming sessions (or, with `past=true`, its past ones).

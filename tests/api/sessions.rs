@@ -312,6 +312,37 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
     assert_eq!(entry["detail"]["from"], 30);
     assert_eq!(entry["detail"]["to"], 35);
 
+    // Past sessions, listed: the host sees every line, a member only his own.
+    let hosted = sam.get(&format!("{sessions}?past=true")).await;
+    let hosted = hosted.assert(StatusCode::OK).clone();
+    let past: Vec<_> = hosted
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"] == id.as_str())
+        .collect();
+    assert_eq!(past.len(), 1);
+    assert_eq!(past[0]["group_name"], "Clinical supervision");
+    assert_eq!(past[0]["host"]["name"], "Sam");
+    assert_eq!(past[0]["attendance"].as_array().unwrap().len(), 2);
+    assert_eq!(past[0]["attendance"][1]["minutes"], 35);
+    for listing in [
+        format!("{sessions}?past=true"),
+        "/api/v1/me/sessions?past=true".to_string(),
+    ] {
+        let mine = ben.get(&listing).await;
+        let mine = mine.assert(StatusCode::OK).clone();
+        let line = &mine
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id.as_str())
+            .unwrap()["attendance"];
+        assert_eq!(line.as_array().unwrap().len(), 1, "{listing}");
+        assert_eq!(line[0]["user"]["name"], "Ben");
+        assert_eq!(line[0]["minutes"], 35);
+    }
+
     // Ben's ledger and its CSV.
     let ledger = ben.get("/api/v1/me/supervision-hours").await;
     let ledger = ledger.assert(StatusCode::OK).clone();
