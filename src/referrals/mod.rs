@@ -913,7 +913,8 @@ async fn accept_referral(
             let took_slot = onto == "slot"
                 && diesel::update(profiles::table.filter(profiles::user_id.eq(auth.user_id).and(profiles::open_slots.gt(0))))
                     .set((profiles::open_slots.eq(profiles::open_slots - 1), profiles::updated_at.eq(now)))
-                    .reused().execute(conn)
+                    .reused()
+                    .execute(conn)
                     .await?
                     == 1;
             if onto == "slot" && !took_slot {
@@ -934,7 +935,8 @@ async fn accept_referral(
                     referrals::updated_at.eq(now),
                     referrals::version.eq(referrals::version + 1),
                 ))
-                .reused().execute(conn)
+                .reused()
+                .execute(conn)
                 .await?;
             if updated == 0 {
                 return Err(AppError::conflict("concurrent_update", "This referral changed at the same moment. Reload it."));
@@ -942,7 +944,8 @@ async fn accept_referral(
             record_event(conn, id, Some(auth.user_id), Some(from), to, now, Some(format!("accepted onto {onto}"))).await?;
             diesel::update(referral_offers::table.find(offer))
                 .set((referral_offers::state.eq("accepted"), referral_offers::responded_at.eq(now)))
-                .reused().execute(conn)
+                .reused()
+                .execute(conn)
                 .await?;
             // Responsiveness changed: search ranks by it.
             crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
@@ -957,7 +960,8 @@ async fn accept_referral(
                     ),
                 )
                 .set(referral_offers::state.eq("withdrawn"))
-                .reused().execute(conn)
+                .reused()
+                .execute(conn)
                 .await?;
             }
             let message = format!(

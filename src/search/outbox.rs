@@ -123,7 +123,8 @@ impl Indexer {
                                 search_outbox::next_attempt_at.eq(now + backoff(attempts)),
                                 search_outbox::last_error.eq(error.to_string()),
                             ))
-                            .reused().execute(conn)
+                            .reused()
+                            .execute(conn)
                             .await?;
                         Ok(Pass { indexed: 0, failed: rows.len() })
                     }
