@@ -157,17 +157,10 @@ async fn show_all(
         .into_iter()
         .collect();
     // A host sees every line of their sessions; anyone else only their own.
-    let (hosted, others): (Vec<Uuid>, Vec<Uuid>) = sessions
-        .iter()
-        .map(|s| (s.id, s.host_id == viewer))
-        .fold((Vec::new(), Vec::new()), |(mut h, mut o), (id, host)| {
-            if host {
-                h.push(id)
-            } else {
-                o.push(id)
-            }
-            (h, o)
-        });
+    let (hosted, others): (Vec<&Session>, Vec<&Session>) =
+        sessions.iter().partition(|s| s.host_id == viewer);
+    let ids = |list: Vec<&Session>| list.iter().map(|s| s.id).collect::<Vec<Uuid>>();
+    let (hosted, others) = (ids(hosted), ids(others));
     type Line = (
         Uuid,
         Uuid,
