@@ -153,8 +153,12 @@ impl Application {
             // pipelined queries then leave in one write, and no other thread
             // is woken to send them or to hand back the answers.
             let data = web::Data::new(AppState {
-                pool: db::pool(data.settings.database_url(), per_worker_pool)
-                    .unwrap_or_else(|_| data.pool.clone()),
+                pool: db::pool(data.settings.database_url(), per_worker_pool).unwrap_or_else(
+                    |error| {
+                        tracing::warn!(%error, "this worker shares the background pool");
+                        data.pool.clone()
+                    },
+                ),
                 ..data.get_ref().clone()
             });
             let (app, api) = App::new()

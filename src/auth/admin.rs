@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{AuthUser, Role, sessions, users};
 use crate::{
     AppState, audit,
+    db::Reuse,
     db::schema::users as users_t,
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
@@ -71,6 +72,7 @@ async fn set_role(
             let before = target(conn, id).await?;
             diesel::update(users_t::table.find(id))
                 .set((users_t::role.eq(role.as_str()), users_t::updated_at.eq(now)))
+                .reused()
                 .execute(conn)
                 .await?;
             audit::record(

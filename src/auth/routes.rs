@@ -505,6 +505,7 @@ async fn change_password(
             let (state, meta, user, hash) = (&state, &meta, &user, &hash);
             diesel::update(users_t::table.find(user.id))
                 .set((users_t::password_hash.eq(hash), users_t::updated_at.eq(now)))
+                .reused()
                 .execute(conn)
                 .await?;
             sessions::revoke_all(conn, user.id, now, "password_changed").await?;

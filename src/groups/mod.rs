@@ -23,6 +23,7 @@ use model::{Group, GroupRole, GroupView, Invite, InviteView, MemberView, Members
 use crate::{
     AppState, audit,
     auth::{AuthUser, users},
+    db::Reuse,
     db::schema::{group_invites, group_members, groups, users as users_t},
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
@@ -474,6 +475,7 @@ async fn edit_group(
                     groups::listed.eq(changes.listed.unwrap_or(current.listed)),
                     groups::updated_at.eq(now),
                 ))
+                .reused()
                 .execute(conn)
                 .await?;
             audit::record(

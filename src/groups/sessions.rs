@@ -18,6 +18,7 @@ use super::{
 use crate::{
     AppState, audit,
     auth::{AuthUser, Role},
+    db::Reuse,
     db::schema::{
         group_members, group_sessions, groups, profiles, room_visits, session_attendance, users,
     },
@@ -547,6 +548,7 @@ async fn transition(
                     group_sessions::status.eq(to),
                     group_sessions::started_at.eq(now),
                 ))
+                .reused()
                 .execute(conn)
                 .await?
         }

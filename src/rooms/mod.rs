@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     AppState,
+    db::Reuse,
     db::schema::{messages, room_instances, room_visits, users},
     error::AppResult,
 };
@@ -399,6 +400,7 @@ pub async fn shut_down(state: &AppState) -> AppResult<()> {
     )
     .set(room_visits::left_at.eq(now))
     .returning((room_visits::group_id, room_visits::user_id))
+    .reused()
     .get_results(&mut conn)
     .await?;
     diesel::delete(room_instances::table.find(state.hub.instance))
