@@ -8,10 +8,131 @@ use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Declares the error codes: each with its text, its HTTP status and what it means.
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident = $text:literal, $status:ident; )+) => {
+        /// Every error code the API answers with. The README lists them all,
+        /// and a test checks that each is used and documented.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
+        pub enum Code {
+            $( $(#[$doc])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $text),+ }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$variant => StatusCode::$status),+ }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The request could not be read.
+    MalformedRequest = "malformed_request", BAD_REQUEST;
+    /// The body is not valid JSON, or not the JSON this route takes.
+    MalformedJson = "malformed_json", BAD_REQUEST;
+    /// The HTTP request itself is malformed (answered before any route).
+    BadRequest = "bad_request", BAD_REQUEST;
+    /// No bearer token was sent.
+    Unauthorized = "unauthorized", UNAUTHORIZED;
+    /// Wrong email or password.
+    InvalidCredentials = "invalid_credentials", UNAUTHORIZED;
+    /// The access token is not valid.
+    InvalidToken = "invalid_token", UNAUTHORIZED;
+    /// The access token has expired; refresh it.
+    TokenExpired = "token_expired", UNAUTHORIZED;
+    /// The sign-in behind the token has ended.
+    SessionEnded = "session_ended", UNAUTHORIZED;
+    /// The refresh token is unknown or expired.
+    InvalidRefreshToken = "invalid_refresh_token", UNAUTHORIZED;
+    /// A used refresh token was presented; the whole sign-in ended.
+    RefreshTokenReused = "refresh_token_reused", UNAUTHORIZED;
+    /// The websocket ticket is unknown, used or expired.
+    InvalidTicket = "invalid_ticket", UNAUTHORIZED;
+    /// Signed in, but not allowed to do this.
+    Forbidden = "forbidden", FORBIDDEN;
+    /// Only members of the group may enter its room.
+    NotAMember = "not_a_member", FORBIDDEN;
+    /// A session is under way and its host locked the room.
+    RoomLocked = "room_locked", FORBIDDEN;
+    /// Nothing at this address, or nothing this person may see.
+    NotFound = "not_found", NOT_FOUND;
+    /// The address exists but not with this method.
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
+    /// That already exists.
+    Conflict = "conflict", CONFLICT;
+    /// Someone changed the record at the same moment.
+    ConcurrentUpdate = "concurrent_update", CONFLICT;
+    /// The record's state does not allow this step now.
+    InvalidTransition = "invalid_transition", CONFLICT;
+    /// The edit started from an older version.
+    VersionConflict = "version_conflict", CONFLICT;
+    /// An account already uses this email.
+    EmailTaken = "email_taken", CONFLICT;
+    /// The invitation or request was already answered.
+    AlreadyAnswered = "already_answered", CONFLICT;
+    /// This person already has an open invitation.
+    AlreadyInvited = "already_invited", CONFLICT;
+    /// This person is already a member.
+    AlreadyMember = "already_member", CONFLICT;
+    /// A request to join is already waiting.
+    AlreadyRequested = "already_requested", CONFLICT;
+    /// The session is signed off and can no longer change.
+    AlreadySigned = "already_signed", CONFLICT;
+    /// The last administrator cannot be demoted or disabled.
+    LastAdminGuard = "last_admin_guard", CONFLICT;
+    /// A group must keep at least one host.
+    LastHost = "last_host", CONFLICT;
+    /// Nobody can mute themselves.
+    MuteSelf = "mute_self", CONFLICT;
+    /// No open slot to accept onto; use the waitlist.
+    NoOpenSlot = "no_open_slot", CONFLICT;
+    /// The session has not ended yet.
+    NotEnded = "not_ended", CONFLICT;
+    /// The offer can no longer be answered.
+    OfferClosed = "offer_closed", CONFLICT;
+    /// The group already has a session at that time.
+    OverlappingSession = "overlapping_session", CONFLICT;
+    /// Another session of the group is live.
+    SessionLive = "session_live", CONFLICT;
+    /// Leave the group instead of removing yourself.
+    UseLeave = "use_leave", CONFLICT;
+    /// The body is over the route's limit.
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE;
+    /// The body is not JSON.
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
+    /// A field is invalid; `field` names it.
+    InvalidField = "invalid_field", UNPROCESSABLE_ENTITY;
+    /// An edit must say which version it started from.
+    VersionRequired = "version_required", PRECONDITION_REQUIRED;
+    /// Too many attempts; wait `Retry-After` seconds.
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS;
+    /// A failure of ours; the cause is logged, never sent.
+    InternalError = "internal_error", INTERNAL_SERVER_ERROR;
+    /// PostgreSQL is not reachable; retry after `Retry-After`.
+    DatabaseUnavailable = "database_unavailable", SERVICE_UNAVAILABLE;
+    /// The search engine is not reachable.
+    SearchUnavailable = "search_unavailable", SERVICE_UNAVAILABLE;
+    /// Too many sign-ins at once; retry shortly.
+    SignInBusy = "sign_in_busy", SERVICE_UNAVAILABLE;
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug)]
 pub struct AppError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// The request field the error is about (422 and some 409s).
     pub field: Option<String>,
@@ -23,7 +144,7 @@ pub struct AppError {
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `invalid_field`.
-    pub error: String,
+    pub error: Code,
     /// A sentence a person can read.
     pub message: String,
     /// The request field concerned, when there is one.
@@ -34,9 +155,9 @@ pub struct ErrorBody {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
             field: None,
@@ -45,30 +166,31 @@ impl AppError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_request", message)
+        Self::new(Code::MalformedRequest, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(Code::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(Code::Forbidden, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(Code::NotFound, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
+    pub fn conflict(code: Code, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), StatusCode::CONFLICT);
+        Self::new(code, message)
     }
 
     /// 422 about one field of the request.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: Some(field.into()),
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+            ..Self::new(Code::InvalidField, message)
         }
     }
 
@@ -76,17 +198,17 @@ impl AppError {
         Self {
             retry_after: Some(retry_after_secs.max(1)),
             ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Code::RateLimited,
                 "Too many attempts. Please wait before trying again.",
             )
         }
     }
 
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unavailable(code: Code, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), StatusCode::SERVICE_UNAVAILABLE);
         Self {
             retry_after: Some(5),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            ..Self::new(code, message)
         }
     }
 
@@ -94,15 +216,14 @@ impl AppError {
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            Code::InternalError,
             "Something went wrong on our side. Please try again.",
         )
     }
 
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: self.code.to_string(),
+            error: self.code,
             message: self.message.clone(),
             field: self.field.clone(),
         }
@@ -142,21 +263,21 @@ impl From<diesel::result::Error> for AppError {
             Error::NotFound => Self::not_found("Not found."),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 tracing::info!(constraint = ?info.constraint_name(), "unique violation");
-                Self::conflict("conflict", "That already exists.")
+                Self::conflict(Code::Conflict, "That already exists.")
             }
             Error::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
                 let field = info.column_name().unwrap_or("request").to_string();
                 Self::invalid_field(field, "A value is out of range.")
             }
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::conflict(
-                "concurrent_update",
+                Code::ConcurrentUpdate,
                 "Someone changed this at the same moment. Please try again.",
             ),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | Error::BrokenTransactionManager => {
                 tracing::error!(%error, "database connection lost");
                 Self::unavailable(
-                    "database_unavailable",
+                    Code::DatabaseUnavailable,
                     "The database is not reachable right now.",
                 )
             }
@@ -169,7 +290,7 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
     fn from(error: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         tracing::error!(%error, "no database connection");
         Self::unavailable(
-            "database_unavailable",
+            Code::DatabaseUnavailable,
             "The database is not reachable right now.",
         )
     }

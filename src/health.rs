@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use diesel_async::RunQueryDsl;
 
-use crate::{AppState, error::AppError};
+use crate::{error::AppError, state::AppState};
 
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
@@ -21,7 +21,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError>
     match tokio::time::timeout(Duration::from_secs(2), check).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))),
         _ => Err(AppError::unavailable(
-            "database_unavailable",
+            crate::error::Code::DatabaseUnavailable,
             "The database is not reachable.",
         )),
     }

@@ -19,8 +19,8 @@ use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
 use crate::{
-    AppState,
-    error::{AppError, ErrorBody},
+    error::{AppError, Code, ErrorBody},
+    state::AppState,
 };
 
 /// Request bodies larger than this are refused with 413 unless a route says otherwise.
@@ -60,8 +60,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         Box::pin(async move {
             if !content_type_ok {
                 return Err(AppError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    Code::UnsupportedMediaType,
                     "Send the body as JSON with Content-Type: application/json.",
                 ));
             }
@@ -88,8 +87,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             }
             if too_large {
                 return Err(AppError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    Code::PayloadTooLarge,
                     format!(
                         "The request body is larger than {} KiB.",
                         DEFAULT_BODY_LIMIT / 1024
@@ -114,8 +112,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         let inner = err.into_inner();
         if inner.classify() != serde_json::error::Category::Data {
             return AppError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
+                Code::MalformedJson,
                 format!("The request body is not valid JSON ({inner})."),
             );
         }
@@ -136,8 +133,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     })?;
     de.end().map_err(|e| {
         AppError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
+            Code::MalformedJson,
             format!("Unexpected data after the JSON value ({e})."),
         )
     })?;
@@ -165,21 +161,24 @@ pub fn json_error_fallback<B: MessageBody + 'static>(
     }
     let status = res.status();
     let (code, message) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "There is nothing at this address.".to_string()),
+        StatusCode::NOT_FOUND => (
+            Code::NotFound,
+            "There is nothing at this address.".to_string(),
+        ),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             "This address does not accept that method.".to_string(),
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "The request body is too large.".to_string(),
         ),
         s if s.is_server_error() => (
-            "internal_error",
+            Code::InternalError,
             "Something went wrong on our side. Please try again.".to_string(),
         ),
         s => (
-            "bad_request",
+            Code::BadRequest,
             res.response()
                 .error()
                 .map(|e| e.to_string())
@@ -193,7 +192,7 @@ pub fn json_error_fallback<B: MessageBody + 'static>(
         builder.insert_header((header::ALLOW, allow));
     }
     let response = builder.json(ErrorBody {
-        error: code.into(),
+        error: code,
         message,
         field: None,
     });

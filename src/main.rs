@@ -167,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reindex => {
             use kith::search::{
-                SearchIndex, config::SearchConfig, embedded, meili::MeiliEngine, outbox,
+                SearchIndex, config::SearchConfig, embedded, indexer, meili::MeiliEngine,
             };
             db::ensure_migrated(settings.database_url()).await?;
             let pool = db::pool(settings.database_url(), 4)?;
@@ -186,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         key.as_deref(),
                         &SearchConfig::load().map_err(anyhow::Error::msg)?,
                     )?;
-                    let count = outbox::reindex(&pool, &taxonomy, &clock, async |docs| {
+                    let count = indexer::reindex(&pool, &taxonomy, &clock, async |docs| {
                         engine.apply_settings().await?;
                         engine.rebuild(docs).await
                     })
@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => {
                     let root = settings.data_dir.join("search");
-                    let count = outbox::reindex(&pool, &taxonomy, &clock, async |docs| {
+                    let count = indexer::reindex(&pool, &taxonomy, &clock, async |docs| {
                         tokio::task::spawn_blocking(move || embedded::build_beside(&root, &docs))
                             .await
                             .map_err(|e| kith::search::SearchError::Index(e.to_string()))?

@@ -42,7 +42,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     actix_web::App::new()
         .into_utoipa_app()
         .openapi(base())
-        .configure(crate::api_v1)
+        .configure(crate::api::api_v1)
         .split_for_parts()
         .1
 }

@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{AuditEntry, ChainReport};
-use crate::{AppState, auth::AuthUser, db::schema::audit_log, error::AppResult};
+use crate::{auth::AuthUser, db::schema::audit_log, error::AppResult, state::AppState};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list).service(verify);

@@ -1,9 +1,8 @@
-//! Accounts and sign-in: registration, passwords, access and refresh tokens,
-//! the signed-in user extractor, roles, login throttling and admin actions.
+//! Who is signed in: passwords, access and refresh tokens, sign-ins, login
+//! throttling, roles and the signed-in user extractor. The routes that use
+//! them (registration, sign-in, administration) live in `accounts`.
 
-pub mod admin;
 pub mod password;
-mod routes;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
@@ -17,16 +16,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    AppState,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
+    state::AppState,
 };
-
-pub use routes::{AuthTokens, LoginRequest, RegisterRequest};
-
-pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    routes::routes(cfg);
-    admin::routes(cfg);
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -116,8 +108,7 @@ impl FromRequest for AuthUser {
                     role: s.role,
                 }),
                 _ => Err(AppError::new(
-                    actix_web::http::StatusCode::UNAUTHORIZED,
-                    "session_ended",
+                    Code::SessionEnded,
                     "This sign-in has ended. Sign in again.",
                 )),
             }

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex, mpsc};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 256;
@@ -85,7 +85,7 @@ async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static)
         }))
         .map_err(|_| {
             AppError::unavailable(
-                "sign_in_busy",
+                Code::SignInBusy,
                 "Too many sign-ins at this moment. Please try again shortly.",
             )
         })?;

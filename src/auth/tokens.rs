@@ -78,15 +78,13 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|_| {
                 AppError::new(
-                    actix_web::http::StatusCode::UNAUTHORIZED,
-                    "invalid_token",
+                    crate::error::Code::InvalidToken,
                     "The access token is not valid. Sign in again.",
                 )
             })?;
         if data.claims.exp <= now.timestamp() {
             return Err(AppError::new(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "token_expired",
+                crate::error::Code::TokenExpired,
                 "The access token has expired. Refresh it or sign in again.",
             ));
         }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -106,4 +106,11 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .first(conn)
         .await
         .optional()
+}
+
+/// A person as others see them: who, and the name they go by.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Person {
+    pub id: Uuid,
+    pub name: String,
 }

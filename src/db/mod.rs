@@ -1,5 +1,7 @@
 //! The connection pool, the embedded migrations and helpers shared by features.
 
+pub mod enums;
+pub mod guard;
 pub mod schema;
 
 use diesel::QueryResult;

@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::attendance;
 use crate::{
-    AppState,
     auth::AuthUser,
     db::schema::{group_sessions, groups, session_attendance, users},
     error::{AppError, AppResult},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -21,14 +21,15 @@ use uuid::Uuid;
 use model::{Group, GroupRole, GroupView, Invite, InviteView, MemberView, Membership};
 
 use crate::{
-    AppState, audit,
+    audit,
     auth::{AuthUser, users},
     db::Reuse,
     db::schema::{group_invites, group_members, groups, users as users_t},
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     notify,
-    rooms::{self, Signal},
+    signal::{self, Signal},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -217,19 +218,14 @@ async fn views(
 }
 
 /// Trims a text field and checks its length in characters.
-fn text_field(field: &str, value: &str, min: usize, max: usize) -> AppResult<String> {
-    let value = value.trim();
-    let len = value.chars().count();
-    if len < min {
-        return Err(AppError::invalid_field(field, format!("Give the {field}.")));
-    }
-    if len > max {
-        return Err(AppError::invalid_field(
-            field,
-            format!("The {field} is {len} characters; at most {max} fit."),
-        ));
-    }
-    Ok(value.to_string())
+/// A group's or session's text field, trimmed and within its bounds.
+pub(crate) fn text_field(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> AppResult<String> {
+    crate::text::Limit::new(field, min, max).check(value)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -573,7 +569,7 @@ async fn invite_member(
             && membership(conn, id, user.id).await?.is_some()
         {
             return Err(AppError::conflict(
-                "already_member",
+                Code::AlreadyMember,
                 "This colleague is already a member of the group.",
             ));
         }
@@ -592,7 +588,7 @@ async fn invite_member(
             .await?;
         if inserted == 0 {
             return Err(AppError::conflict(
-                "already_invited",
+                Code::AlreadyInvited,
                 "This address already has an invitation or request waiting for this group.",
             ));
         }
@@ -684,7 +680,7 @@ async fn request_to_join(
         let group = load_group(conn, id).await?;
         if membership(conn, id, auth.user_id).await?.is_some() {
             return Err(AppError::conflict(
-                "already_member",
+                Code::AlreadyMember,
                 "You are already a member of this group.",
             ));
         }
@@ -710,7 +706,7 @@ async fn request_to_join(
             .await?;
         if inserted == 0 {
             return Err(AppError::conflict(
-                "already_requested",
+                Code::AlreadyRequested,
                 "You already asked to join this group, or have an invitation waiting: answer that one.",
             ));
         }
@@ -780,7 +776,7 @@ async fn answerable(
     }
     if invite.status != "pending" {
         return Err(AppError::conflict(
-            "already_answered",
+            Code::AlreadyAnswered,
             format!("This was already answered ({}).", invite.status),
         ));
     }
@@ -942,7 +938,7 @@ async fn drop_member(
             let others = member_count(conn, group).await? - 1;
             if hosts.len() == 1 && others > 0 {
                 return Err(AppError::conflict(
-                    "last_host",
+                    Code::LastHost,
                     "The group needs a host: make another member host first.",
                 ));
             }
@@ -961,7 +957,7 @@ async fn drop_member(
         Ok(())
     })
     .await?;
-    rooms::announce(&mut conn, &Signal::Member { group, user }).await?;
+    signal::announce(&mut conn, &Signal::Member { group, user }).await?;
     Ok(())
 }
 
@@ -1064,7 +1060,7 @@ async fn change_role(
                 && hosts(conn, group).await?.len() == 1
             {
                 return Err(AppError::conflict(
-                    "last_host",
+                    Code::LastHost,
                     "The group needs a host: make another member host first.",
                 ));
             }
@@ -1083,7 +1079,7 @@ async fn change_role(
             member_view(conn, group, user, now).await
         })
         .await?;
-    rooms::announce(&mut conn, &Signal::Member { group, user }).await?;
+    signal::announce(&mut conn, &Signal::Member { group, user }).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -1100,7 +1096,7 @@ async fn remove_member(
     let (group, user) = path.into_inner();
     if user == auth.user_id {
         return Err(AppError::conflict(
-            "use_leave",
+            Code::UseLeave,
             "To leave a group yourself, use leave.",
         ));
     }
@@ -1152,7 +1148,10 @@ async fn mute_member(
                 .await?
                 .ok_or_else(|| AppError::not_found("This person is not a member of the group."))?;
             if user == auth.user_id {
-                return Err(AppError::conflict("mute_self", "You cannot mute yourself."));
+                return Err(AppError::conflict(
+                    Code::MuteSelf,
+                    "You cannot mute yourself.",
+                ));
             }
             outranks(actor.role, target.role)?;
             diesel::update(group_members::table.find((group, user)))
@@ -1170,6 +1169,6 @@ async fn mute_member(
             member_view(conn, group, user, now).await
         })
         .await?;
-    rooms::announce(&mut conn, &Signal::Member { group, user }).await?;
+    signal::announce(&mut conn, &Signal::Member { group, user }).await?;
     Ok(HttpResponse::Ok().json(view))
 }

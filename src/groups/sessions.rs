@@ -16,16 +16,18 @@ use super::{
     model::GroupRole,
 };
 use crate::{
-    AppState, audit,
+    audit,
+    auth::users::Person,
     auth::{AuthUser, Role},
     db::Reuse,
     db::schema::{
         group_members, group_sessions, groups, profiles, room_visits, session_attendance, users,
     },
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     notify,
-    rooms::{self, Signal, protocol::Person},
+    signal::{self, Signal},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -381,7 +383,7 @@ async fn schedule_session(
                             if info.constraint_name().is_some_and(|c| c.contains("excl")) =>
                         {
                             AppError::conflict(
-                                "overlapping_session",
+                                Code::OverlappingSession,
                                 format!(
                                     "Another session of this group overlaps {}.",
                                     attendance::local(start, tz)
@@ -532,7 +534,7 @@ async fn transition(
 ) -> AppResult<()> {
     if session.status != from {
         return Err(AppError::conflict(
-            "invalid_transition",
+            Code::InvalidTransition,
             format!("This session is {}; it cannot become {to}.", session.status),
         ));
     }
@@ -571,7 +573,7 @@ async fn transition(
     };
     if updated == 0 {
         return Err(AppError::conflict(
-            "concurrent_update",
+            Code::ConcurrentUpdate,
             "This session changed at the same moment. Reload it.",
         ));
     }
@@ -603,7 +605,7 @@ async fn act(
                         .await?;
                     if live > 0 {
                         return Err(AppError::conflict(
-                            "session_live",
+                            Code::SessionLive,
                             "Another session of this group is live: end it first.",
                         ));
                     }
@@ -617,7 +619,7 @@ async fn act(
                 "lock" | "unlock" => {
                     if session.status != "live" {
                         return Err(AppError::conflict(
-                            "invalid_transition",
+                            Code::InvalidTransition,
                             "Only a live session's room can be locked or unlocked.",
                         ));
                     }
@@ -649,7 +651,7 @@ async fn act(
             Ok(session.group_id)
         })
         .await?;
-    rooms::announce(&mut conn, &Signal::Session { group, session: id }).await?;
+    signal::announce(&mut conn, &Signal::Session { group, session: id }).await?;
     respond(&mut conn, id, auth.user_id).await
 }
 
@@ -781,13 +783,13 @@ async fn sign_off(
         let session = hosted(conn, id, auth.user_id).await?;
         if session.status != "ended" {
             return Err(AppError::conflict(
-                "not_ended",
+                Code::NotEnded,
                 "Attendance can be signed once the session has ended.",
             ));
         }
         if session.signed_at.is_some() {
             return Err(AppError::conflict(
-                "already_signed",
+                Code::AlreadySigned,
                 "This session's attendance is already signed.",
             ));
         }
@@ -863,7 +865,7 @@ async fn adjust_attendance(
         let session = hosted(conn, id, auth.user_id).await?;
         if session.status != "ended" {
             return Err(AppError::conflict(
-                "not_ended",
+                Code::NotEnded,
                 "Attendance can be adjusted once the session has ended.",
             ));
         }
@@ -968,20 +970,6 @@ pub struct LiveSession {
     pub status: String,
     pub locked_at: Option<DateTime<Utc>>,
     pub host_id: Uuid,
-}
-
-impl LiveSession {
-    /// The room's `session` frame.
-    pub fn frame(&self, group: Uuid) -> String {
-        crate::rooms::protocol::ServerFrame::Session {
-            group_id: group,
-            session_id: self.id,
-            state: &self.status,
-            title: &self.title,
-            locked: self.locked_at.is_some(),
-        }
-        .to_text()
-    }
 }
 
 /// The session that is live in a group, if any.

@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    AppState,
     auth::AuthUser,
     db::Reuse,
     db::schema::notifications,
     error::{AppError, AppResult, ErrorBody},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -14,12 +14,13 @@ use uuid::Uuid;
 pub use model::{CapacityFreshness, CapacityInput, Profile, ProfileInput, ProfileView, Waitlist};
 
 use crate::{
-    AppState, audit,
+    audit,
     auth::AuthUser,
     db::Reuse,
     db::schema::{profiles, users},
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -40,7 +41,7 @@ pub async fn create_empty(
         .values(Profile::empty(user_id, now))
         .execute(conn)
         .await?;
-    crate::search::outbox::enqueue(conn, user_id, now).await
+    crate::outbox::enqueue(conn, user_id, now).await
 }
 
 pub async fn set_verified(
@@ -117,7 +118,7 @@ fn version_conflict(current: i32) -> AppError {
     AppError {
         field: Some("version".into()),
         ..AppError::conflict(
-            "version_conflict",
+            Code::VersionConflict,
             format!(
                 "This profile was changed since you loaded it (it is now version {current}). Reload it and apply your edit again."
             ),
@@ -168,9 +169,7 @@ async fn put_mine(
 ) -> AppResult<HttpResponse> {
     let input = body.0;
     let expected = expected_version(&req, input.version)?.ok_or_else(|| {
-        AppError::new(
-            actix_web::http::StatusCode::PRECONDITION_REQUIRED,
-            "version_required",
+        AppError::new(Code::VersionRequired,
             "Send the profile's version (the `version` field or an If-Match header) so that edits are not lost.",
         )
     })?;
@@ -211,7 +210,7 @@ async fn put_mine(
                     .execute(conn)
                     .await?;
             }
-            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
+            crate::outbox::enqueue(conn, auth.user_id, now).await?;
             audit::record(
                 conn,
                 now,
@@ -280,7 +279,7 @@ async fn patch_capacity(
                 return Err(version_conflict(current.version));
             }
             let view = load_view(conn, auth.user_id, now).await?;
-            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
+            crate::outbox::enqueue(conn, auth.user_id, now).await?;
             audit::record(
                 conn,
                 now,
@@ -325,7 +324,7 @@ async fn confirm_capacity(
                 .reused()
                 .execute(conn)
                 .await?;
-            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
+            crate::outbox::enqueue(conn, auth.user_id, now).await?;
             audit::record(
                 conn,
                 now,

@@ -26,23 +26,8 @@ pub fn state_code(field: &str, raw: &str) -> AppResult<String> {
     }
 }
 
-fn text(field: &str, value: Option<String>, max: usize) -> AppResult<Option<String>> {
-    let Some(value) = value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-    else {
-        return Ok(None);
-    };
-    if value.chars().count() > max {
-        return Err(AppError::invalid_field(
-            field,
-            format!("Use at most {max} characters."),
-        ));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(AppError::invalid_field(field, "Remove control characters."));
-    }
-    Ok(Some(value))
+fn text(field: &'static str, value: Option<String>, max: usize) -> AppResult<Option<String>> {
+    crate::text::Limit::new(field, 0, max).optional(value.as_deref())
 }
 
 pub fn display_name(raw: &str) -> AppResult<String> {

@@ -5,7 +5,6 @@
 //! every transition; client contact released only to the accepter.
 
 pub mod model;
-pub mod responsiveness;
 pub mod state;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -23,16 +22,17 @@ use model::{
 use state::{Event, Status};
 
 use crate::{
-    AppState, audit,
+    audit,
     auth::AuthUser,
     db::{
         Reuse,
         schema::{profiles, referral_contacts, referral_events, referral_offers, referrals, users},
     },
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     notify,
     profiles::{taxonomy::Kind, validate::state_code},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -105,7 +105,7 @@ async fn transition(
     .await?;
     if updated == 0 {
         return Err(AppError::conflict(
-            "concurrent_update",
+            Code::ConcurrentUpdate,
             "This referral changed at the same moment. Reload it.",
         ));
     }
@@ -863,7 +863,7 @@ fn my_open_offer(offers: &[Offer], user: Uuid) -> AppResult<&Offer> {
     let offer = visible_offer(offers, user).ok_or_else(not_found)?;
     if !OFFER_ACTIVE.contains(&offer.state.as_str()) {
         return Err(AppError::conflict(
-            "offer_closed",
+            Code::OfferClosed,
             format!(
                 "Your offer for this referral is {} and can no longer be answered.",
                 offer.state
@@ -919,7 +919,7 @@ async fn accept_referral(
                     == 1;
             if onto == "slot" && !took_slot {
                 return Err(AppError::conflict(
-                    "no_open_slot",
+                    Code::NoOpenSlot,
                     "You have no open slots. Accept onto your waitlist instead, or update your capacity.",
                 ));
             }
@@ -939,7 +939,7 @@ async fn accept_referral(
                 .execute(conn)
                 .await?;
             if updated == 0 {
-                return Err(AppError::conflict("concurrent_update", "This referral changed at the same moment. Reload it."));
+                return Err(AppError::conflict(Code::ConcurrentUpdate, "This referral changed at the same moment. Reload it."));
             }
             record_event(conn, id, Some(auth.user_id), Some(from), to, now, Some(format!("accepted onto {onto}"))).await?;
             diesel::update(referral_offers::table.find(offer))
@@ -948,7 +948,7 @@ async fn accept_referral(
                 .execute(conn)
                 .await?;
             // Responsiveness changed: search ranks by it.
-            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
+            crate::outbox::enqueue(conn, auth.user_id, now).await?;
             let others_open = offers.iter().any(|o| o.id != offer && matches!(o.state.as_str(), "offered" | "received" | "queued"));
             if others_open {
                 diesel::update(
@@ -1136,7 +1136,7 @@ async fn decline_referral(
                 .reused()
                 .execute(conn)
                 .await?;
-            crate::search::outbox::enqueue(conn, auth.user_id, now).await?;
+            crate::outbox::enqueue(conn, auth.user_id, now).await?;
             record_event(
                 conn,
                 id,
@@ -1227,7 +1227,7 @@ pub async fn sweep_deadlines(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
                 .await?;
                 if expired == 1 {
                     // A lapsed deadline counts against responsiveness, which search ranks by.
-                    crate::search::outbox::enqueue(conn, recipient, now).await?;
+                    crate::outbox::enqueue(conn, recipient, now).await?;
                     let meta = RequestMeta::default();
                     let event =
                         audit::Event::new(None, "referral_offer_expired", "referral", referral_id)

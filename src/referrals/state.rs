@@ -105,7 +105,7 @@ pub fn next(from: Status, event: Event) -> Result<Status, AppError> {
                 verb(event)
             ),
         };
-        AppError::conflict("invalid_transition", message)
+        AppError::conflict(crate::error::Code::InvalidTransition, message)
     })
 }
 

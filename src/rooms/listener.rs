@@ -16,7 +16,7 @@ use super::{
     hub::Cause,
     protocol::{MessageView, ServerFrame},
 };
-use crate::{AppState, db::schema::messages, error::AppResult};
+use crate::{db::schema::messages, error::AppResult, state::AppState};
 
 /// Messages read per query when delivering or catching up.
 const BATCH: i64 = 500;
@@ -144,7 +144,7 @@ async fn handle(state: &AppState, signals: Vec<Signal>) -> AppResult<()> {
                         crate::groups::sessions::session_state(&mut conn, group, Some(session))
                             .await?
                     {
-                        let frame = s.frame(group);
+                        let frame = super::protocol::session_frame(group, &s);
                         hub.broadcast(group, None, frame.into());
                     }
                 }

@@ -15,69 +15,19 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::{Deserialize, Serialize};
+
 use uuid::Uuid;
 
+pub use crate::signal::{CHANNEL, Signal, announce};
 use crate::{
-    AppState,
     db::Reuse,
     db::schema::{messages, room_instances, room_visits, users},
     error::AppResult,
+    state::AppState,
 };
 pub use hub::Hub;
 use protocol::{MessageView, Person};
 pub use routes::routes;
-
-/// The channel every instance listens on.
-pub const CHANNEL: &str = "kith_rooms";
-
-/// What one instance tells the others, after the change is committed. Small
-/// on purpose: the facts are read from the tables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-pub enum Signal {
-    /// New messages in a group.
-    Message {
-        group: Uuid,
-    },
-    Deleted {
-        group: Uuid,
-        id: i64,
-    },
-    /// Someone's connection to a room opened or closed.
-    Presence {
-        group: Uuid,
-        user: Uuid,
-    },
-    Typing {
-        group: Uuid,
-        user: Uuid,
-        name: String,
-    },
-    /// Someone's membership changed (role, mute, removal).
-    Member {
-        group: Uuid,
-        user: Uuid,
-    },
-    /// A session of the group started, ended, was cancelled, locked or unlocked.
-    Session {
-        group: Uuid,
-        session: Uuid,
-    },
-}
-
-/// Sends a signal to every instance. Call it after the change commits:
-/// `NOTIFY` takes a global lock at commit, so it never rides inside a
-/// business transaction.
-pub async fn announce(conn: &mut AsyncPgConnection, signal: &Signal) -> AppResult<()> {
-    let payload = serde_json::to_string(signal).map_err(crate::error::AppError::internal)?;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(CHANNEL)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
 
 type MessageRow = (
     i64,

@@ -40,11 +40,7 @@ pub enum ClientFrame {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Person {
-    pub id: Uuid,
-    pub name: String,
-}
+pub use crate::auth::users::Person;
 
 /// A message as members see it; a deleted one is a tombstone without a body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -215,4 +211,16 @@ mod tests {
         assert_eq!(v["author"]["name"], "Ana");
         assert_eq!(v["client_id"], "c-1");
     }
+}
+
+/// The room's `session` frame for a group's session.
+pub fn session_frame(group: Uuid, session: &crate::groups::sessions::LiveSession) -> String {
+    ServerFrame::Session {
+        group_id: group,
+        session_id: session.id,
+        state: &session.status,
+        title: &session.title,
+        locked: session.locked_at.is_some(),
+    }
+    .to_text()
 }

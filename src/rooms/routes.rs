@@ -15,12 +15,13 @@ use super::{
     socket::{self, Caller},
 };
 use crate::{
-    AppState, audit,
+    audit,
     auth::{AuthUser, tokens},
     db::Reuse,
     db::schema::{messages, users, ws_tickets},
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{RequestMeta, parse_json},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -154,8 +155,7 @@ async fn connect(
     drop(conn);
     let Some((user, session, group)) = redeemed else {
         return Err(AppError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "invalid_ticket",
+            Code::InvalidTicket,
             "This ticket is unknown, used or expired. Ask for a new one.",
         ));
     };
@@ -166,8 +166,7 @@ async fn connect(
         .is_some_and(|s| s.active && s.user_id == user);
     if !active {
         return Err(AppError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "session_ended",
+            Code::SessionEnded,
             "This sign-in has ended. Sign in again.",
         ));
     }
@@ -178,8 +177,7 @@ async fn connect(
             .is_none()
     {
         return Err(AppError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "not_a_member",
+            Code::NotAMember,
             "Only members of this group can enter its room.",
         ));
     }

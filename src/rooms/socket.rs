@@ -19,11 +19,11 @@ use super::{
     protocol::{self, ClientFrame, MAX_BODY_CHARS, MAX_FRAME_BYTES, ServerFrame},
 };
 use crate::{
-    AppState,
     db::Reuse,
     db::schema::room_visits,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code},
     groups::model::GroupRole,
+    state::AppState,
 };
 
 /// Who is on the other end.
@@ -188,7 +188,7 @@ impl Conn {
 
     async fn send_error(&mut self, error: AppError, client_id: Option<&str>) -> Result<(), End> {
         let frame = ServerFrame::Error {
-            code: error.code,
+            code: error.code.as_str(),
             message: error.message.clone(),
             client_id,
             retry_after_ms: None,
@@ -317,7 +317,10 @@ impl Conn {
         }
         .await;
         match live {
-            Ok(Some(s)) => self.send_text(s.frame(group)).await,
+            Ok(Some(s)) => {
+                self.send_text(super::protocol::session_frame(group, &s))
+                    .await
+            }
             Ok(None) => Ok(()),
             Err(e) => self.send_error(e, None).await,
         }
@@ -334,8 +337,7 @@ impl Conn {
         };
         if !crate::groups::sessions::may_enter(&mut db, group, self.caller.user).await? {
             return Err(AppError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "room_locked",
+                Code::RoomLocked,
                 "A session is under way and its host locked the room.",
             ));
         }

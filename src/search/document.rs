@@ -236,10 +236,10 @@ async fn with_responsiveness(
     mut docs: Vec<ClinicianDoc>,
 ) -> QueryResult<Vec<ClinicianDoc>> {
     let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
-    let history = crate::referrals::responsiveness::of(conn, &ids).await?;
+    let history = crate::responsiveness::of(conn, &ids).await?;
     for doc in &mut docs {
         let record = history.get(&doc.id);
-        doc.responsiveness = crate::referrals::responsiveness::score(record);
+        doc.responsiveness = crate::responsiveness::score(record);
         if let Some(r) = record {
             doc.card.median_response_hours = r.median_response_hours;
             doc.card.acceptance_rate = r.acceptance_rate;

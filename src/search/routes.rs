@@ -17,16 +17,16 @@ use super::{
     query::{Near, check_radius, words},
 };
 use crate::{
-    AppState,
     auth::AuthUser,
     db::schema::users,
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::ApiJson,
     profiles::{
         CapacityFreshness, Waitlist,
         taxonomy::{Kind, Taxonomy},
         validate::state_code,
     },
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -39,7 +39,7 @@ fn unavailable(error: SearchError) -> AppError {
         other => {
             tracing::warn!(error = %other, "search engine unavailable");
             AppError::unavailable(
-                "search_unavailable",
+                Code::SearchUnavailable,
                 "Search is unavailable right now. Please try again in a moment.",
             )
         }

@@ -489,7 +489,7 @@ async fn reindex_builds_beside_the_live_index_and_the_server_switches_to_it() {
 
     // ...until `kith reindex` (what it runs, from outside the server) rebuilds from PostgreSQL.
     let root = app.data_dir.join("search");
-    let count = kith::search::outbox::reindex(
+    let count = kith::search::indexer::reindex(
         &app.state.pool,
         &app.state.taxonomy,
         &app.clock,

@@ -1,6 +1,7 @@
 //! How reliably each clinician answers referrals, from offer history: median
 //! hours from offer to answer, and the share of closed offers they accepted
-//! (a lapsed deadline counts as not accepted).
+//! (a lapsed deadline counts as not accepted). Read from a view over the
+//! offer history; search ranks by it and shows it, so it sits below both.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,17 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::search::Responsiveness;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Responsiveness as search and match show it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Responsiveness {
+    /// Median hours from offer to answer; null until there is history.
+    pub median_response_hours: Option<f64>,
+    /// Share of answered offers that were accepted (0–1); null until there is history.
+    pub acceptance_rate: Option<f64>,
+}
 
 diesel::table! {
     /// A view (migration 000010): one row per clinician who was ever offered a referral.

@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AuthUser, Role, password, sessions, throttle, tokens, users};
+use crate::auth::{AuthUser, Role, password, sessions, throttle, tokens, users};
 use crate::{
-    AppState, audit,
+    audit,
     db::Reuse,
     db::schema::{auth_sessions, refresh_tokens, users as users_t},
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -107,8 +108,7 @@ pub struct AuthTokens {
 
 fn invalid_credentials() -> AppError {
     AppError::new(
-        actix_web::http::StatusCode::UNAUTHORIZED,
-        "invalid_credentials",
+        Code::InvalidCredentials,
         "The email or password is incorrect.",
     )
 }
@@ -217,7 +217,7 @@ async fn register(
                 return Err(AppError {
                     field: Some("email".into()),
                     ..AppError::conflict(
-                        "email_taken",
+                        Code::EmailTaken,
                         "An account with this email already exists. Sign in instead.",
                     )
                 });
@@ -423,14 +423,12 @@ async fn refresh(
         RefreshOutcome::Reused(session_id) => {
             state.sessions.forget(session_id).await;
             Err(AppError::new(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
+                Code::RefreshTokenReused,
                 "This refresh token was already used, so the sign-in was ended for safety. Sign in again.",
             ))
         }
         RefreshOutcome::Invalid => Err(AppError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "invalid_refresh_token",
+            Code::InvalidRefreshToken,
             "The sign-in has expired or ended. Sign in again.",
         )),
     }

@@ -9,13 +9,14 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{SearchIndex, document};
+use crate::outbox::enqueue;
 use crate::{
-    Clock,
+    clock::Clock,
     db::{
         DbPool, Reuse,
         schema::{profiles, search_outbox, users, worker_state},
@@ -28,45 +29,6 @@ const POLL: Duration = Duration::from_millis(100);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_KEY: &str = "search_freshness_sweep";
 const SWEEP_LOCK: i64 = 0x6b69_7468_0002;
-
-/// Marks a clinician for (re)indexing, inside the caller's transaction.
-pub async fn enqueue(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> QueryResult<()> {
-    diesel::insert_into(search_outbox::table)
-        .values((
-            search_outbox::user_id.eq(user_id),
-            search_outbox::enqueued_at.eq(now),
-            search_outbox::next_attempt_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Queues every profile (a new, empty index fills itself through the outbox).
-pub async fn enqueue_all(pool: &DbPool, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    use diesel::{dsl::sql, sql_types::Timestamptz};
-    let at = || sql::<Timestamptz>("").bind::<Timestamptz, _>(now);
-    let mut conn = pool.get().await?;
-    let queued = diesel::insert_into(search_outbox::table)
-        .values(profiles::table.select((profiles::user_id, at(), at())))
-        .into_columns((
-            search_outbox::user_id,
-            search_outbox::enqueued_at,
-            search_outbox::next_attempt_at,
-        ))
-        .execute(&mut conn)
-        .await?;
-    Ok(queued)
-}
-
-/// Delay before retry number `attempts` (1, 2, 4 … seconds, at most 5 minutes).
-pub fn backoff(attempts: i32) -> chrono::Duration {
-    chrono::Duration::seconds(1i64 << attempts.clamp(0, 8)).min(chrono::Duration::minutes(5))
-}
 
 #[derive(Clone)]
 pub struct Indexer {
@@ -120,7 +82,7 @@ impl Indexer {
                         diesel::update(search_outbox::table.filter(search_outbox::id.eq_any(&row_ids)))
                             .set((
                                 search_outbox::attempts.eq(search_outbox::attempts + 1),
-                                search_outbox::next_attempt_at.eq(now + backoff(attempts)),
+                                search_outbox::next_attempt_at.eq(now + crate::worker::backoff(attempts)),
                                 search_outbox::last_error.eq(error.to_string()),
                             ))
                             .reused()

@@ -8,13 +8,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AuthUser, Role, sessions, users};
+use crate::auth::{AuthUser, Role, sessions, users};
 use crate::{
-    AppState, audit,
+    audit,
     db::Reuse,
     db::schema::users as users_t,
-    error::{AppError, AppResult, ErrorBody},
+    error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
+    state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -60,7 +61,7 @@ async fn set_role(
     let role = body.0.role;
     if id == auth.user_id && role != Role::Admin {
         return Err(AppError::conflict(
-            "last_admin_guard",
+            Code::LastAdminGuard,
             "You cannot remove your own administrator role.",
         ));
     }
@@ -113,7 +114,7 @@ async fn set_verification(
             target(conn, id).await?;
             crate::profiles::set_verified(conn, id, verified.then_some((now, auth.user_id)))
                 .await?;
-            crate::search::outbox::enqueue(conn, id, now).await?;
+            crate::outbox::enqueue(conn, id, now).await?;
             let action = if verified {
                 "license_verified"
             } else {
@@ -143,7 +144,7 @@ async fn set_disabled(
     auth.require_admin()?;
     if disabled && id == auth.user_id {
         return Err(AppError::conflict(
-            "last_admin_guard",
+            Code::LastAdminGuard,
             "You cannot disable your own account.",
         ));
     }
@@ -163,7 +164,7 @@ async fn set_disabled(
                 sessions::revoke_all(conn, id, now, "account_disabled").await?;
             }
             // Disabled clinicians leave the index; enabled ones return.
-            crate::search::outbox::enqueue(conn, id, now).await?;
+            crate::outbox::enqueue(conn, id, now).await?;
             let action = if disabled {
                 "account_disabled"
             } else {
