@@ -159,8 +159,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &conn,
                 Clock::system().now(),
                 &kith::http::RequestMeta::default(),
-                kith::audit::Event::new(None, "role_changed", "user", &email)
-                    .detail(serde_json::json!({"to": role, "via": "cli"})),
+                kith::audit::Event::new(
+                    None,
+                    kith::audit::Action::AccountRoleChanged,
+                    "user",
+                    &email,
+                )
+                .detail(serde_json::json!({"to": role, "via": "cli"})),
             )
             .await?;
             println!("{email} is now {role}.");

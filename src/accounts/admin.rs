@@ -80,8 +80,13 @@ async fn set_role(
                 conn,
                 now,
                 meta,
-                audit::Event::new(Some(auth.user_id), "role_changed", "user", id)
-                    .detail(serde_json::json!({"from": before.role, "to": role.as_str()})),
+                audit::Event::new(
+                    Some(auth.user_id),
+                    audit::Action::AccountRoleChanged,
+                    "user",
+                    id,
+                )
+                .detail(serde_json::json!({"from": before.role, "to": role.as_str()})),
             )
             .await?;
             target(conn, id).await
@@ -116,9 +121,9 @@ async fn set_verification(
                 .await?;
             crate::outbox::enqueue(conn, id, now).await?;
             let action = if verified {
-                "license_verified"
+                audit::Action::ProfileLicenseVerified
             } else {
-                "license_unverified"
+                audit::Action::ProfileLicenseUnverified
             };
             audit::record(
                 conn,
@@ -166,9 +171,9 @@ async fn set_disabled(
             // Disabled clinicians leave the index; enabled ones return.
             crate::outbox::enqueue(conn, id, now).await?;
             let action = if disabled {
-                "account_disabled"
+                audit::Action::AccountDisabled
             } else {
-                "account_enabled"
+                audit::Action::AccountEnabled
             };
             audit::record(
                 conn,

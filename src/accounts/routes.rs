@@ -227,7 +227,7 @@ async fn register(
                 conn,
                 now,
                 meta,
-                audit::Event::new(Some(id), "account_registered", "user", id),
+                audit::Event::new(Some(id), audit::Action::AccountRegistered, "user", id),
             )
             .await?;
             let user = users::find(conn, id)
@@ -266,7 +266,7 @@ async fn login(
             &conn,
             now,
             &meta,
-            audit::Event::new(None, "login_throttled", "login", &email),
+            audit::Event::new(None, audit::Action::LoginThrottled, "login", &email),
         )
         .await?;
         return Err(AppError::rate_limited(wait));
@@ -296,7 +296,7 @@ async fn login(
                     conn,
                     now,
                     meta,
-                    audit::Event::new(actor, "login_failed", "login", email),
+                    audit::Event::new(actor, audit::Action::LoginFailed, "login", email),
                 )
                 .await?;
                 Ok(())
@@ -310,7 +310,12 @@ async fn login(
             &conn,
             now,
             &meta,
-            audit::Event::new(Some(user.id), "login_refused_disabled", "user", user.id),
+            audit::Event::new(
+                Some(user.id),
+                audit::Action::LoginRefusedDisabled,
+                "user",
+                user.id,
+            ),
         )
         .await?;
         return Err(AppError::forbidden(
@@ -325,7 +330,12 @@ async fn login(
                 conn,
                 now,
                 meta,
-                audit::Event::new(Some(user.id), "login_succeeded", "user", user.id),
+                audit::Event::new(
+                    Some(user.id),
+                    audit::Action::LoginSucceeded,
+                    "user",
+                    user.id,
+                ),
             )
             .await?;
             start_session(state, conn, user, meta).await
@@ -390,7 +400,7 @@ async fn refresh(
                         meta,
                         audit::Event::new(
                             Some(user_id),
-                            "refresh_token_reused",
+                            audit::Action::SignInRefreshReused,
                             "session",
                             session_id,
                         ),
@@ -449,7 +459,12 @@ async fn logout(
         &conn,
         now,
         &meta,
-        audit::Event::new(Some(auth.user_id), "logout", "session", auth.session_id),
+        audit::Event::new(
+            Some(auth.user_id),
+            audit::Action::SignInEnded,
+            "session",
+            auth.session_id,
+        ),
     )
     .await?;
     state.sessions.forget(auth.session_id).await;
@@ -511,7 +526,12 @@ async fn change_password(
                 conn,
                 now,
                 meta,
-                audit::Event::new(Some(user.id), "password_changed", "user", user.id),
+                audit::Event::new(
+                    Some(user.id),
+                    audit::Action::AccountPasswordChanged,
+                    "user",
+                    user.id,
+                ),
             )
             .await?;
             start_session(state, conn, user, meta).await

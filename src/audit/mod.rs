@@ -16,10 +16,63 @@ use crate::{db::schema::audit_log, http::RequestMeta};
 
 pub use routes::routes;
 
+crate::text_enum! {
+    /// Everything the audit log records, named `record.what_happened`.
+    pub enum Action {
+        AccountRegistered = "account.registered",
+        AccountPasswordChanged = "account.password_changed",
+        AccountRoleChanged = "account.role_changed",
+        AccountDisabled = "account.disabled",
+        AccountEnabled = "account.enabled",
+        LoginSucceeded = "login.succeeded",
+        LoginFailed = "login.failed",
+        LoginThrottled = "login.throttled",
+        LoginRefusedDisabled = "login.refused_disabled",
+        SignInEnded = "sign_in.ended",
+        SignInRefreshReused = "sign_in.refresh_reused",
+        ProfileUpdated = "profile.updated",
+        ProfileLicenseVerified = "profile.license_verified",
+        ProfileLicenseUnverified = "profile.license_unverified",
+        CapacityUpdated = "capacity.updated",
+        CapacityConfirmed = "capacity.confirmed",
+        ReferralSent = "referral.sent",
+        ReferralRead = "referral.read",
+        ReferralAccepted = "referral.accepted",
+        ReferralDeclined = "referral.declined",
+        ReferralWithdrawn = "referral.withdrawn",
+        ReferralScheduled = "referral.scheduled",
+        ReferralCompleted = "referral.completed",
+        ReferralOfferExpired = "referral.offer_expired",
+        ReferralContactReleased = "referral.contact_released",
+        GroupCreated = "group.created",
+        GroupEdited = "group.edited",
+        GroupInvited = "group.invited",
+        GroupJoinRequested = "group.join_requested",
+        GroupInviteAccepted = "group.invite_accepted",
+        GroupInviteDeclined = "group.invite_declined",
+        GroupRequestApproved = "group.request_approved",
+        GroupRequestDeclined = "group.request_declined",
+        GroupLeft = "group.left",
+        GroupMemberRemoved = "group.member_removed",
+        GroupRoleChanged = "group.role_changed",
+        GroupMemberMuted = "group.member_muted",
+        MessageDeleted = "message.deleted",
+        SessionScheduled = "session.scheduled",
+        SessionStarted = "session.started",
+        SessionEnded = "session.ended",
+        SessionCancelled = "session.cancelled",
+        SessionLocked = "session.locked",
+        SessionUnlocked = "session.unlocked",
+        SessionSignedOff = "session.signed_off",
+        SessionAttendanceAdjusted = "session.attendance_adjusted",
+        DemoDataSeeded = "seed.demo_data",
+    }
+}
+
 /// One thing to record.
 pub struct Event<'a> {
     pub actor_id: Option<Uuid>,
-    pub action: &'a str,
+    pub action: Action,
     pub entity_type: &'a str,
     pub entity_id: Option<String>,
     pub detail: serde_json::Value,
@@ -28,7 +81,7 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     pub fn new(
         actor_id: Option<Uuid>,
-        action: &'a str,
+        action: Action,
         entity_type: &'a str,
         entity_id: impl ToString,
     ) -> Self {

@@ -287,7 +287,7 @@ async fn create_group(
                 conn,
                 now,
                 &meta,
-                audit::Event::new(Some(auth.user_id), "group.create", "group", id),
+                audit::Event::new(Some(auth.user_id), audit::Action::GroupCreated, "group", id),
             )
             .await?;
             Ok(group)
@@ -478,7 +478,7 @@ async fn edit_group(
                 conn,
                 now,
                 &meta,
-                audit::Event::new(Some(auth.user_id), "group.edit", "group", id),
+                audit::Event::new(Some(auth.user_id), audit::Action::GroupEdited, "group", id),
             )
             .await?;
             load_group(conn, id).await
@@ -630,7 +630,7 @@ async fn invite_member(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(auth.user_id), "group.invite", "group", id)
+            audit::Event::new(Some(auth.user_id), audit::Action::GroupInvited, "group", id)
                 .detail(serde_json::json!({ "invite": invite_id })),
         )
         .await?;
@@ -731,7 +731,7 @@ async fn request_to_join(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(auth.user_id), "group.request", "group", id)
+            audit::Event::new(Some(auth.user_id), audit::Action::GroupJoinRequested, "group", id)
                 .detail(serde_json::json!({ "request": request_id })),
         )
         .await?;
@@ -871,10 +871,10 @@ async fn answer(
                 .await?;
             }
             let action = match (invite.kind.as_str(), accept) {
-                ("invite", true) => "group.invite_accept",
-                ("invite", false) => "group.invite_decline",
-                (_, true) => "group.request_approve",
-                (_, false) => "group.request_decline",
+                ("invite", true) => audit::Action::GroupInviteAccepted,
+                ("invite", false) => audit::Action::GroupInviteDeclined,
+                (_, true) => audit::Action::GroupRequestApproved,
+                (_, false) => audit::Action::GroupRequestDeclined,
             };
             audit::record(
                 conn,
@@ -925,7 +925,7 @@ async fn drop_member(
     actor: Uuid,
     group: Uuid,
     user: Uuid,
-    action: &str,
+    action: audit::Action,
 ) -> AppResult<()> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
@@ -976,7 +976,15 @@ async fn leave_group(
         let mut conn = state.pool.get().await?;
         require_member(&mut conn, id, auth.user_id).await?;
     }
-    drop_member(&state, &meta, auth.user_id, id, auth.user_id, "group.leave").await?;
+    drop_member(
+        &state,
+        &meta,
+        auth.user_id,
+        id,
+        auth.user_id,
+        audit::Action::GroupLeft,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -1072,8 +1080,13 @@ async fn change_role(
                 conn,
                 now,
                 &meta,
-                audit::Event::new(Some(auth.user_id), "group.role", "group", group)
-                    .detail(serde_json::json!({ "member": user, "role": role.as_str() })),
+                audit::Event::new(
+                    Some(auth.user_id),
+                    audit::Action::GroupRoleChanged,
+                    "group",
+                    group,
+                )
+                .detail(serde_json::json!({ "member": user, "role": role.as_str() })),
             )
             .await?;
             member_view(conn, group, user, now).await
@@ -1107,7 +1120,15 @@ async fn remove_member(
             outranks(actor.role, target.role)?;
         }
     }
-    drop_member(&state, &meta, auth.user_id, group, user, "group.remove").await?;
+    drop_member(
+        &state,
+        &meta,
+        auth.user_id,
+        group,
+        user,
+        audit::Action::GroupMemberRemoved,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -1162,8 +1183,13 @@ async fn mute_member(
                 conn,
                 now,
                 &meta,
-                audit::Event::new(Some(auth.user_id), "group.mute", "group", group)
-                    .detail(serde_json::json!({ "member": user, "until": until })),
+                audit::Event::new(
+                    Some(auth.user_id),
+                    audit::Action::GroupMemberMuted,
+                    "group",
+                    group,
+                )
+                .detail(serde_json::json!({ "member": user, "until": until })),
             )
             .await?;
             member_view(conn, group, user, now).await

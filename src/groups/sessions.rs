@@ -398,8 +398,13 @@ async fn schedule_session(
                 conn,
                 now,
                 &meta,
-                audit::Event::new(Some(auth.user_id), "session.schedule", "group", group)
-                    .detail(serde_json::json!({ "sessions": ids })),
+                audit::Event::new(
+                    Some(auth.user_id),
+                    audit::Action::SessionScheduled,
+                    "group",
+                    group,
+                )
+                .detail(serde_json::json!({ "sessions": ids })),
             )
             .await?;
             Ok(ids)
@@ -637,11 +642,11 @@ async fn act(
                 audit::Event::new(
                     Some(auth.user_id),
                     match action {
-                        "start" => "session.start",
-                        "end" => "session.end",
-                        "cancel" => "session.cancel",
-                        "lock" => "session.lock",
-                        _ => "session.unlock",
+                        "start" => audit::Action::SessionStarted,
+                        "end" => audit::Action::SessionEnded,
+                        "cancel" => audit::Action::SessionCancelled,
+                        "lock" => audit::Action::SessionLocked,
+                        _ => audit::Action::SessionUnlocked,
                     },
                     "session",
                     id,
@@ -827,7 +832,12 @@ async fn sign_off(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(auth.user_id), "session.sign_off", "session", id),
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::SessionSignedOff,
+                "session",
+                id,
+            ),
         )
         .await?;
         Ok(())
@@ -945,15 +955,19 @@ async fn adjust_attendance(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(auth.user_id), "session.adjust", "session", id).detail(
-                serde_json::json!({
-                    "attendee": user,
-                    "from": before,
-                    "to": input.minutes,
-                    "reason": reason,
-                    "signed": session.signed_at.is_some(),
-                }),
-            ),
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::SessionAttendanceAdjusted,
+                "session",
+                id,
+            )
+            .detail(serde_json::json!({
+                "attendee": user,
+                "from": before,
+                "to": input.minutes,
+                "reason": reason,
+                "signed": session.signed_at.is_some(),
+            })),
         )
         .await?;
         Ok(())

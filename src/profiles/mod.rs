@@ -217,7 +217,7 @@ async fn put_mine(
                 meta,
                 audit::Event::new(
                     Some(auth.user_id),
-                    "profile_updated",
+                    audit::Action::ProfileUpdated,
                     "profile",
                     auth.user_id,
                 )
@@ -286,7 +286,7 @@ async fn patch_capacity(
                 meta,
                 audit::Event::new(
                     Some(auth.user_id),
-                    "capacity_updated",
+                    audit::Action::CapacityUpdated,
                     "profile",
                     auth.user_id,
                 )
@@ -331,7 +331,7 @@ async fn confirm_capacity(
                 meta,
                 audit::Event::new(
                     Some(auth.user_id),
-                    "capacity_confirmed",
+                    audit::Action::CapacityConfirmed,
                     "profile",
                     auth.user_id,
                 ),

@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::state::Status;
-use crate::db::schema::{referral_contacts, referral_events, referral_offers, referrals};
+use super::state::{OfferState, Status};
+use crate::{
+    db::schema::{referral_contacts, referral_events, referral_offers, referrals},
+    search::{AgeBand, Location},
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = referrals)]
@@ -15,11 +18,11 @@ use crate::db::schema::{referral_contacts, referral_events, referral_offers, ref
 pub struct Referral {
     pub id: Uuid,
     pub sender_id: Uuid,
-    pub mode: String,
-    pub status: String,
-    pub urgency: String,
+    pub mode: Mode,
+    pub status: Status,
+    pub urgency: Urgency,
     pub response_minutes: i32,
-    pub age_band: String,
+    pub age_band: AgeBand,
     pub client_state: String,
     pub concerns: Vec<String>,
     pub modality: Option<String>,
@@ -30,7 +33,7 @@ pub struct Referral {
     pub longitude: Option<f64>,
     pub note: String,
     pub accepted_by: Option<Uuid>,
-    pub accepted_onto: Option<String>,
+    pub accepted_onto: Option<AcceptTarget>,
     pub first_appointment_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
     pub idempotency_key: Option<String>,
@@ -41,33 +44,86 @@ pub struct Referral {
 }
 
 impl Referral {
-    pub fn status(&self) -> Status {
-        Status::parse(&self.status).unwrap_or(Status::Expired)
+    pub fn packet(&self) -> Packet {
+        Packet {
+            age_band: self.age_band,
+            state: self.client_state.clone(),
+            concerns: self.concerns.clone(),
+            modality: self.modality.clone(),
+            insurance: self.insurance.clone(),
+            language: self.language.clone(),
+            telehealth_ok: self.telehealth_ok,
+            location: self
+                .latitude
+                .zip(self.longitude)
+                .map(|(lat, lng)| Location { lat, lng }),
+            urgency: self.urgency,
+            note: self.note.clone(),
+        }
+    }
+
+    /// How long each colleague has to answer, fixed when it was sent.
+    pub fn response_time(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.response_minutes))
+    }
+
+    pub fn is_sender(&self, user: Uuid) -> bool {
+        self.sender_id == user
+    }
+
+    pub fn is_accepter(&self, user: Uuid) -> bool {
+        self.accepted_by == Some(user)
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, ToSchema)]
+/// One colleague's offer of a referral, as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = referral_offers)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct Offer {
-    #[serde(skip)]
     pub id: i64,
-    #[serde(skip)]
     pub referral_id: Uuid,
     pub recipient_id: Uuid,
-    /// Order in a cascade (0 first).
     pub rank: i32,
-    /// queued | offered | received | accepted | declined | expired | withdrawn
-    pub state: String,
+    pub state: OfferState,
     pub offered_at: Option<DateTime<Utc>>,
     pub deadline: Option<DateTime<Utc>>,
     pub responded_at: Option<DateTime<Utc>>,
-    pub reason: Option<String>,
+    pub reason: Option<DeclineReason>,
     pub note: Option<String>,
-    #[serde(skip)]
     pub reminded_at: Option<DateTime<Utc>>,
 }
 
+/// An offer as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OfferView {
+    pub recipient_id: Uuid,
+    /// Order in a cascade (0 first).
+    pub rank: i32,
+    pub state: OfferState,
+    pub offered_at: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub reason: Option<DeclineReason>,
+    pub note: Option<String>,
+}
+
+impl From<&Offer> for OfferView {
+    fn from(o: &Offer) -> Self {
+        Self {
+            recipient_id: o.recipient_id,
+            rank: o.rank,
+            state: o.state,
+            offered_at: o.offered_at,
+            deadline: o.deadline,
+            responded_at: o.responded_at,
+            reason: o.reason,
+            note: o.note.clone(),
+        }
+    }
+}
+
+/// One step of a referral's timeline.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, ToSchema)]
 #[diesel(table_name = referral_events)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
@@ -77,8 +133,8 @@ pub struct TimelineEvent {
     #[serde(skip)]
     pub referral_id: Uuid,
     pub actor_id: Option<Uuid>,
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
 }
@@ -95,44 +151,49 @@ pub struct Contact {
     pub preferred_contact: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// One named colleague.
-    Direct,
-    /// A ranked list, one colleague at a time until each deadline.
-    Cascade,
-    /// Several at once; the first to accept wins.
-    Broadcast,
+crate::text_enum! {
+    /// How a referral reaches colleagues.
+    pub enum Mode {
+        /// One named colleague.
+        Direct = "direct",
+        /// A ranked list, one colleague at a time until each deadline.
+        Cascade = "cascade",
+        /// Several at once; the first to accept wins.
+        Broadcast = "broadcast",
+    }
 }
 
 impl Mode {
-    pub fn as_str(self) -> &'static str {
+    /// How many colleagues a referral of this mode may name.
+    pub fn max_recipients(self) -> usize {
         match self {
-            Mode::Direct => "direct",
-            Mode::Cascade => "cascade",
-            Mode::Broadcast => "broadcast",
+            Mode::Direct => 1,
+            Mode::Cascade => 20,
+            Mode::Broadcast => 10,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    Routine,
-    Soon,
-    Urgent,
+crate::text_enum! {
+    /// How soon the client needs care; sets each colleague's deadline.
+    pub enum Urgency {
+        Routine = "routine",
+        Soon = "soon",
+        Urgent = "urgent",
+    }
+}
+
+crate::text_enum! {
+    /// Where an accepting colleague takes the client.
+    pub enum AcceptTarget {
+        /// One of their open slots, taken in the same transaction.
+        Slot = "slot",
+        /// Their waitlist.
+        Waitlist = "waitlist",
+    }
 }
 
 impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Routine => "routine",
-            Urgency::Soon => "soon",
-            Urgency::Urgent => "urgent",
-        }
-    }
-
     /// How long each colleague has to answer (by default urgent 4 h, soon 24 h, routine 72 h).
     pub fn response_time(self, hours: &crate::config::ResponseHours) -> chrono::Duration {
         chrono::Duration::hours(match self {
@@ -143,18 +204,11 @@ impl Urgency {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Location {
-    pub lat: f64,
-    pub lng: f64,
-}
-
 /// The de-identified description of the client: nothing here names them.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Packet {
-    pub age_band: crate::search::AgeBand,
+    pub age_band: AgeBand,
     /// The client's state (two letters).
     pub state: String,
     /// Specialty slugs, 1 to 10.
@@ -206,39 +260,25 @@ pub struct ReferralView {
     pub status: Status,
     pub packet: Packet,
     pub accepted_by: Option<Uuid>,
-    /// `slot` or `waitlist`.
-    pub accepted_onto: Option<String>,
+    pub accepted_onto: Option<AcceptTarget>,
     pub first_appointment_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
     /// The sender sees every offer; a colleague sees only their own.
-    #[schema(value_type = Vec<Object>)]
-    pub offers: Vec<serde_json::Value>,
+    pub offers: Vec<OfferView>,
     /// When the current offer runs out (the viewer's own, for a colleague).
     pub deadline: Option<DateTime<Utc>>,
-    #[schema(value_type = Vec<Object>)]
-    pub timeline: Vec<serde_json::Value>,
+    pub timeline: Vec<TimelineEvent>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeclineReason {
-    NoCapacity,
-    NotAFit,
-    Insurance,
-    Location,
-    Other,
-}
-
-impl DeclineReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeclineReason::NoCapacity => "no_capacity",
-            DeclineReason::NotAFit => "not_a_fit",
-            DeclineReason::Insurance => "insurance",
-            DeclineReason::Location => "location",
-            DeclineReason::Other => "other",
-        }
+crate::text_enum! {
+    /// Why a colleague declined.
+    pub enum DeclineReason {
+        NoCapacity = "no_capacity",
+        NotAFit = "not_a_fit",
+        Insurance = "insurance",
+        Location = "location",
+        Other = "other",
     }
 }

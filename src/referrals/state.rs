@@ -1,29 +1,27 @@
-//! The referral lifecycle (after FHIR Task). `next` is the only place that
-//! knows which transitions exist; everything else asks it and gets a 409 for
-//! anything it refuses.
+//! The referral lifecycle (after FHIR Task) and each offer's own. `next` and
+//! `OfferState::next` are the only places that know which transitions exist;
+//! everything else asks them and gets a 409 for anything they refuse.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use crate::error::{AppError, Code};
 
-use crate::error::AppError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Offered to someone who has not opened it yet.
-    Requested,
-    /// The current offer holder has opened it.
-    Received,
-    Accepted,
-    /// Declined by everyone it was offered to.
-    Declined,
-    /// First appointment booked.
-    Scheduled,
-    Completed,
-    /// Taken back by the sender.
-    Withdrawn,
-    /// Deadlines passed with no one left to offer it to.
-    Expired,
+crate::text_enum! {
+    /// Where a referral stands.
+    pub enum Status {
+        /// Offered to someone who has not opened it yet.
+        Requested = "requested",
+        /// The current offer holder has opened it.
+        Received = "received",
+        Accepted = "accepted",
+        /// Declined by everyone it was offered to.
+        Declined = "declined",
+        /// First appointment booked.
+        Scheduled = "scheduled",
+        Completed = "completed",
+        /// Taken back by the sender.
+        Withdrawn = "withdrawn",
+        /// Deadlines passed with no one left to offer it to.
+        Expired = "expired",
+    }
 }
 
 /// What happens to a referral.
@@ -44,28 +42,6 @@ pub enum Event {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Requested => "requested",
-            Status::Received => "received",
-            Status::Accepted => "accepted",
-            Status::Declined => "declined",
-            Status::Scheduled => "scheduled",
-            Status::Completed => "completed",
-            Status::Withdrawn => "withdrawn",
-            Status::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        use Status::*;
-        [
-            Requested, Received, Accepted, Declined, Scheduled, Completed, Withdrawn, Expired,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-    }
-
     /// Still waiting for someone to take it.
     pub fn is_open(self) -> bool {
         matches!(self, Status::Requested | Status::Received)
@@ -105,8 +81,79 @@ pub fn next(from: Status, event: Event) -> Result<Status, AppError> {
                 verb(event)
             ),
         };
-        AppError::conflict(crate::error::Code::InvalidTransition, message)
+        AppError::conflict(Code::InvalidTransition, message)
     })
+}
+
+crate::text_enum! {
+    /// Where one colleague's offer stands.
+    pub enum OfferState {
+        /// Later in a cascade: not yet offered (the colleague cannot see it).
+        Queued = "queued",
+        /// Offered, not yet opened.
+        Offered = "offered",
+        /// Opened by the colleague.
+        Received = "received",
+        Accepted = "accepted",
+        Declined = "declined",
+        /// The deadline passed without an answer.
+        Expired = "expired",
+        /// Closed without an answer: the sender withdrew, or another colleague accepted.
+        Withdrawn = "withdrawn",
+    }
+}
+
+/// What happens to an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferEvent {
+    /// A cascade reaches this colleague.
+    Offer,
+    /// The colleague opens it.
+    Open,
+    Accept,
+    Decline,
+    /// The deadline passes.
+    Lapse,
+    /// The referral is withdrawn or taken by someone else.
+    Close,
+}
+
+impl OfferState {
+    /// Offered and not yet answered: the colleague may accept or decline.
+    pub const ANSWERABLE: [OfferState; 2] = [OfferState::Offered, OfferState::Received];
+    /// Not yet over: answerable, or waiting its turn in a cascade.
+    pub const PENDING: [OfferState; 3] = [
+        OfferState::Queued,
+        OfferState::Offered,
+        OfferState::Received,
+    ];
+
+    pub fn is_answerable(self) -> bool {
+        Self::ANSWERABLE.contains(&self)
+    }
+
+    pub fn is_pending(self) -> bool {
+        Self::PENDING.contains(&self)
+    }
+
+    /// The state after `event`, or a 409 `offer_closed` when the offer can no
+    /// longer take it.
+    pub fn next(self, event: OfferEvent) -> Result<OfferState, AppError> {
+        use OfferEvent::*;
+        use OfferState::*;
+        match (self, event) {
+            (Queued, Offer) => Ok(Offered),
+            (Offered | Received, Open) => Ok(Received),
+            (Offered | Received, Accept) => Ok(Accepted),
+            (Offered | Received, Decline) => Ok(Declined),
+            (Offered | Received, Lapse) => Ok(Expired),
+            (Queued | Offered | Received, Close) => Ok(Withdrawn),
+            (state, _) => Err(AppError::conflict(
+                Code::OfferClosed,
+                format!("Your offer for this referral is {state} and can no longer be answered."),
+            )),
+        }
+    }
 }
 
 fn verb(event: Event) -> &'static str {
@@ -174,6 +221,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_offer_is_answered_once() {
+        use super::{OfferEvent, OfferState};
+        let offered = OfferState::Queued.next(OfferEvent::Offer).unwrap();
+        assert_eq!(offered, OfferState::Offered);
+        assert_eq!(
+            offered.next(OfferEvent::Open).unwrap(),
+            OfferState::Received
+        );
+        let accepted = offered.next(OfferEvent::Accept).unwrap();
+        for event in [
+            OfferEvent::Accept,
+            OfferEvent::Decline,
+            OfferEvent::Lapse,
+            OfferEvent::Close,
+        ] {
+            let refused = accepted.next(event).unwrap_err();
+            assert_eq!(refused.code, crate::error::Code::OfferClosed);
+        }
+        assert!(OfferState::Queued.next(OfferEvent::Accept).is_err());
+        assert!(OfferState::Queued.is_pending() && !OfferState::Queued.is_answerable());
     }
 
     #[test]

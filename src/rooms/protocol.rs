@@ -165,6 +165,18 @@ pub fn parse(text: &str) -> Result<ClientFrame, (&'static str, String)> {
     })
 }
 
+/// The room's `session` frame for a group's session.
+pub fn session_frame(group: Uuid, session: &crate::groups::sessions::LiveSession) -> String {
+    ServerFrame::Session {
+        group_id: group,
+        session_id: session.id,
+        state: &session.status,
+        title: &session.title,
+        locked: session.locked_at.is_some(),
+    }
+    .to_text()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,16 +223,4 @@ mod tests {
         assert_eq!(v["author"]["name"], "Ana");
         assert_eq!(v["client_id"], "c-1");
     }
-}
-
-/// The room's `session` frame for a group's session.
-pub fn session_frame(group: Uuid, session: &crate::groups::sessions::LiveSession) -> String {
-    ServerFrame::Session {
-        group_id: group,
-        session_id: session.id,
-        state: &session.status,
-        title: &session.title,
-        locked: session.locked_at.is_some(),
-    }
-    .to_text()
 }

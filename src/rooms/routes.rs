@@ -303,8 +303,13 @@ async fn delete_message(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(auth.user_id), "message.delete", "group", group)
-                .detail(serde_json::json!({ "message": id, "author": author })),
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::MessageDeleted,
+                "group",
+                group,
+            )
+            .detail(serde_json::json!({ "message": id, "author": author })),
         )
         .await?;
         Ok(())

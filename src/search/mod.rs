@@ -12,15 +12,19 @@ pub mod config;
 pub mod document;
 pub mod embedded;
 pub mod engine;
+mod highlight;
+pub mod hits;
 pub mod indexer;
+pub mod matching;
 pub mod meili;
 pub mod query;
 mod routes;
 
 pub use document::ClinicianDoc;
 pub use engine::{EngineResults, FACETS, Facets, RankedId, SearchError, SearchIndex, SearchResult};
+pub use matching::{AgeBand, Location, MatchRequest, ranked_candidates};
 pub use query::SearchQuery;
-pub use routes::{AgeBand, Location as MatchLocation, MatchRequest, ranked_candidates, routes};
+pub use routes::routes;
 
 /// Meilisearch when `MEILI_URL` is set, else the embedded engine under
 /// `$KITH_DATA_DIR/search`.

@@ -549,7 +549,7 @@ pub async fn run(
         &conn,
         now,
         &RequestMeta::default(),
-        audit::Event::new(None, "demo_data_seeded", "seed", options.seed)
+        audit::Event::new(None, audit::Action::DemoDataSeeded, "seed", options.seed)
             .detail(serde_json::json!({"requested": options.profiles, "inserted": inserted})),
     )
     .await?;

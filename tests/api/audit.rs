@@ -40,20 +40,23 @@ async fn sign_ins_role_changes_and_profile_edits_are_audited_with_address_and_re
             .clone()
     };
 
-    let failed = find("login_failed");
+    let failed = find("login.failed");
     assert_eq!(failed["actor_id"], ana.id.to_string());
     assert_eq!(failed["ip"], "127.0.0.1");
     assert!(failed["request_id"].as_str().is_some_and(|r| !r.is_empty()));
     assert!(failed["at"].is_string());
-    assert_eq!(find("login_succeeded")["entity_id"], ana.id.to_string());
-    let role = find("role_changed");
+    assert_eq!(find("login.succeeded")["entity_id"], ana.id.to_string());
+    let role = find("account.role_changed");
     assert_eq!(role["actor_id"], admin.id.to_string());
     assert_eq!(
         role["detail"],
         json!({"from": "clinician", "to": "supervisor"})
     );
-    assert_eq!(find("license_verified")["entity_id"], ana.id.to_string());
-    assert_eq!(find("capacity_updated")["detail"]["open_slots"], 2);
+    assert_eq!(
+        find("profile.license_verified")["entity_id"],
+        ana.id.to_string()
+    );
+    assert_eq!(find("capacity.updated")["detail"]["open_slots"], 2);
 
     // Filtered by entity, only Ana's records come back.
     let for_ana = admin
@@ -92,7 +95,7 @@ async fn the_audit_log_is_append_only_and_tampering_breaks_the_chain() {
     use diesel_async::RunQueryDsl;
     assert!(
         diesel::sql_query(
-            "UPDATE audit_log SET action = 'nothing' WHERE action = 'capacity_updated'"
+            "UPDATE audit_log SET action = 'nothing' WHERE action = 'capacity.updated'"
         )
         .execute(&mut conn)
         .await
@@ -109,7 +112,7 @@ async fn the_audit_log_is_append_only_and_tampering_breaks_the_chain() {
     app.db
         .run_sql(
             "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; \
-             UPDATE audit_log SET detail = '{\"open_slots\": 9}' WHERE action = 'capacity_updated'; \
+             UPDATE audit_log SET detail = '{\"open_slots\": 9}' WHERE action = 'capacity.updated'; \
              ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only; COMMIT;",
         )
         .await;

@@ -307,7 +307,9 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
     .assert(StatusCode::OK);
     app.seal_audit().await;
     let admin = app.admin("Root").await;
-    let audit = admin.get("/api/v1/admin/audit?action=session.adjust").await;
+    let audit = admin
+        .get("/api/v1/admin/audit?action=session.attendance_adjusted")
+        .await;
     let entry = &audit.assert(StatusCode::OK)[0];
     assert_eq!(entry["detail"]["from"], 30);
     assert_eq!(entry["detail"]["to"], 35);

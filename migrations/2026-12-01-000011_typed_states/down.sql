@@ -1,0 +1,1 @@
+ALTER TABLE referrals DROP CONSTRAINT referrals_age_band_check;

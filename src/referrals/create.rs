@@ -1,0 +1,390 @@
+//! Sending a referral: the packet and contact are checked, the colleagues
+//! named (or, for a cascade without a list, the match shortlist) must exist
+//! and be licensed where the client lives; the referral, its contact, its
+//! offers, its first event, the colleagues' notices and the audit entry are
+//! written in one transaction. An `Idempotency-Key` makes a retry safe.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::{
+    model::{
+        Contact, ContactInput, Mode, NewReferral, Offer, Packet, Referral, ReferralView,
+        TimelineEvent,
+    },
+    notices::tell_new_offer,
+    state::{OfferState, Status},
+    view::{build_view, view_of},
+};
+use crate::{
+    audit,
+    auth::AuthUser,
+    db::{
+        Reuse,
+        schema::{profiles, referral_contacts, referral_events, referral_offers, referrals, users},
+    },
+    error::{AppError, AppResult, ErrorBody},
+    http::{ApiJson, RequestMeta},
+    search::{MatchRequest, matching::Needs},
+    state::AppState,
+    text::Limit,
+};
+
+const NOTE: Limit = Limit::new("note", 0, 2000);
+const CLIENT_NAME: Limit = Limit::new("client's name", 1, 200);
+
+impl From<&Packet> for MatchRequest {
+    /// The client a packet describes, as matching takes it.
+    fn from(p: &Packet) -> Self {
+        MatchRequest {
+            concerns: p.concerns.clone(),
+            age_band: Some(p.age_band),
+            state: p.state.clone(),
+            insurance: p.insurance.clone(),
+            language: p.language.clone(),
+            modality: p.modality.clone(),
+            telehealth_ok: p.telehealth_ok,
+            location: p.location,
+            radius_km: None,
+            limit: Some(10),
+        }
+    }
+}
+
+/// The packet as it will be stored: taxonomy terms, state, note and location checked.
+fn check_packet(state: &AppState, packet: &Packet) -> AppResult<Packet> {
+    let needs = Needs::check(&state.taxonomy, "packet.", &MatchRequest::from(packet))?;
+    let note = NOTE.check_as("packet.note", &packet.note)?;
+    let location = packet
+        .location
+        .map(|l| l.check("packet.location"))
+        .transpose()?;
+    Ok(Packet {
+        state: needs.state,
+        concerns: needs.concerns,
+        modality: needs.modality,
+        insurance: needs.insurance,
+        language: needs.language,
+        location,
+        note,
+        ..packet.clone()
+    })
+}
+
+fn check_contact(contact: &ContactInput) -> AppResult<String> {
+    let name = CLIENT_NAME.check_as("contact.full_name", &contact.full_name)?;
+    if contact.phone.is_none() && contact.email.is_none() {
+        return Err(AppError::invalid_field(
+            "contact",
+            "Give a phone number or an email to reach the client.",
+        ));
+    }
+    Ok(name)
+}
+
+fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
+    let key = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    if key.as_ref().is_some_and(|k| k.len() > 200) {
+        return Err(AppError::invalid_field(
+            "Idempotency-Key",
+            "Use a key of at most 200 characters.",
+        ));
+    }
+    Ok(key)
+}
+
+/// The colleagues to offer it to, in order, without repeats.
+async fn recipients(
+    state: &AppState,
+    auth: &AuthUser,
+    input: &NewReferral,
+) -> AppResult<Vec<Uuid>> {
+    let mode = input.mode;
+    let mut wanted = input.recipients.clone();
+    if mode == Mode::Cascade && wanted.is_empty() {
+        // No list given: the match shortlist, best first.
+        wanted = crate::search::ranked_candidates(state, auth.user_id, &(&input.packet).into())
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        if wanted.is_empty() {
+            return Err(AppError::invalid_field(
+                "recipients",
+                "No colleague matches this client right now; widen the packet or name colleagues.",
+            ));
+        }
+    }
+    let mut recipients = Vec::new();
+    for r in wanted {
+        if !recipients.contains(&r) {
+            recipients.push(r);
+        }
+    }
+    let max = mode.max_recipients();
+    if recipients.is_empty() || recipients.len() > max {
+        return Err(AppError::invalid_field(
+            "recipients",
+            format!(
+                "A {mode} referral goes to {}.",
+                if max == 1 {
+                    "exactly one colleague".into()
+                } else {
+                    format!("1 to {max} colleagues")
+                }
+            ),
+        ));
+    }
+    if recipients.contains(&auth.user_id) {
+        return Err(AppError::invalid_field(
+            "recipients",
+            "You cannot refer a client to yourself.",
+        ));
+    }
+    Ok(recipients)
+}
+
+async fn by_key(
+    conn: &mut AsyncPgConnection,
+    sender: Uuid,
+    key: &str,
+) -> QueryResult<Option<Referral>> {
+    referrals::table
+        .filter(
+            referrals::sender_id
+                .eq(sender)
+                .and(referrals::idempotency_key.eq(key)),
+        )
+        .select(Referral::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Sends a referral. An `Idempotency-Key` header makes a retry return the
+/// first answer and create nothing new.
+#[utoipa::path(tag = "referrals", request_body = NewReferral, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key chosen by the client")),
+    responses((status = 201, body = ReferralView), (status = 422, body = ErrorBody)))]
+#[post("/referrals")]
+pub async fn create_referral(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    meta: RequestMeta,
+    auth: AuthUser,
+    body: ApiJson<NewReferral>,
+) -> AppResult<HttpResponse> {
+    let input = body.0;
+    let key = idempotency_key(&req)?;
+    let packet = check_packet(&state, &input.packet)?;
+    let recipients = recipients(&state, &auth, &input).await?;
+    let client_name = check_contact(&input.contact)?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    if let Some(k) = &key
+        && let Some(existing) = by_key(&mut conn, auth.user_id, k).await?
+    {
+        return Ok(HttpResponse::Created().json(view_of(&mut conn, &existing, auth.user_id).await?));
+    }
+    let view = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let referral = Referral {
+                id: Uuid::now_v7(),
+                sender_id: auth.user_id,
+                mode: input.mode,
+                status: Status::Requested,
+                urgency: packet.urgency,
+                response_minutes: i32::try_from(
+                    packet
+                        .urgency
+                        .response_time(&state.settings.response_hours)
+                        .num_minutes(),
+                )
+                .unwrap_or(i32::MAX),
+                age_band: packet.age_band,
+                client_state: packet.state.clone(),
+                concerns: packet.concerns.clone(),
+                modality: packet.modality.clone(),
+                insurance: packet.insurance.clone(),
+                language: packet.language.clone(),
+                telehealth_ok: packet.telehealth_ok,
+                latitude: packet.location.map(|l| l.lat),
+                longitude: packet.location.map(|l| l.lng),
+                note: packet.note.clone(),
+                accepted_by: None,
+                accepted_onto: None,
+                first_appointment_at: None,
+                outcome: None,
+                idempotency_key: key.clone(),
+                created_at: now,
+                updated_at: now,
+                version: 1,
+                checked_in_at: None,
+            };
+            // The licence check and the insert go together in one round trip;
+            // a refusal rolls the insert back with the transaction.
+            let shared: &AsyncPgConnection = conn;
+            let check = async {
+                let mut c = shared;
+                let query = profiles::table
+                    .inner_join(users::table.on(users::id.eq(profiles::user_id)))
+                    .filter(users::disabled_at.is_null())
+                    .select((profiles::user_id, profiles::license_states))
+                    .into_boxed();
+                // One colleague by equality: PostgreSQL then reuses one plan. For
+                // `= ANY(array)` it plans afresh on every call, because it prices
+                // a plan for an unknown array above one for the array given.
+                let query = match recipients.as_slice() {
+                    [one] => query.filter(profiles::user_id.eq(*one)),
+                    many => query.filter(profiles::user_id.eq_any(many)),
+                };
+                query
+                    .load::<(Uuid, Vec<String>)>(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let insert = async {
+                let mut c = shared;
+                diesel::insert_into(referrals::table)
+                    .values(&referral)
+                    .on_conflict((referrals::sender_id, referrals::idempotency_key))
+                    .do_nothing()
+                    .reused()
+                    .execute(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let (licensed, inserted) = futures_util::try_join!(check, insert)?;
+            // Every colleague must exist, be enabled and be licensed where the client lives.
+            for r in &recipients {
+                match licensed.iter().find(|(id, _)| id == r) {
+                    None => {
+                        return Err(AppError::invalid_field(
+                            "recipients",
+                            format!("No clinician {r}."),
+                        ));
+                    }
+                    Some((_, states)) if !states.contains(&referral.client_state) => {
+                        return Err(AppError::invalid_field(
+                            "recipients",
+                            format!(
+                                "Clinician {r} is not licensed in {}, where the client lives.",
+                                referral.client_state
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if inserted == 0 {
+                // A concurrent retry with the same key won the race: answer with its referral.
+                let existing = by_key(conn, auth.user_id, key.as_deref().unwrap_or_default())
+                    .await?
+                    .ok_or_else(super::store::not_found)?;
+                return view_of(conn, &existing, auth.user_id).await;
+            }
+            let deadline = now + referral.response_time();
+            let offered_now = |rank: usize| input.mode != Mode::Cascade || rank == 0;
+            let rows: Vec<_> = recipients
+                .iter()
+                .enumerate()
+                .map(|(rank, recipient)| {
+                    let now_or_later = offered_now(rank);
+                    (
+                        referral_offers::referral_id.eq(referral.id),
+                        referral_offers::recipient_id.eq(*recipient),
+                        referral_offers::rank.eq(rank as i32),
+                        referral_offers::state.eq(if now_or_later {
+                            OfferState::Offered
+                        } else {
+                            OfferState::Queued
+                        }),
+                        referral_offers::offered_at.eq(now_or_later.then_some(now)),
+                        referral_offers::deadline.eq(now_or_later.then_some(deadline)),
+                    )
+                })
+                .collect();
+            // The rest depends only on the referral row: sent together in one
+            // round trip (diesel-async pipelines futures polled together), run
+            // by PostgreSQL in this order.
+            let shared: &AsyncPgConnection = conn;
+            let url = &state.mailer.public_url;
+            let contact = &input.contact;
+            let write_contact = async {
+                let mut c = shared;
+                diesel::insert_into(referral_contacts::table)
+                    .values(Contact {
+                        referral_id: referral.id,
+                        full_name: client_name.clone(),
+                        phone: contact.phone.clone(),
+                        email: contact.email.clone(),
+                        preferred_contact: contact.preferred_contact.clone(),
+                    })
+                    .reused()
+                    .execute(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let write_offers = async {
+                let mut c = shared;
+                diesel::insert_into(referral_offers::table)
+                    .values(rows)
+                    .returning(Offer::as_returning())
+                    .reused()
+                    .get_results::<Offer>(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let write_event = async {
+                let mut c = shared;
+                diesel::insert_into(referral_events::table)
+                    .values((
+                        referral_events::referral_id.eq(referral.id),
+                        referral_events::actor_id.eq(auth.user_id),
+                        referral_events::to_status.eq(Status::Requested),
+                        referral_events::at.eq(now),
+                    ))
+                    .returning(TimelineEvent::as_returning())
+                    .get_result::<TimelineEvent>(&mut c)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let tell_offered = futures_util::future::try_join_all(
+                recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(rank, _)| offered_now(*rank))
+                    .map(|(_, r)| tell_new_offer(shared, url, &referral, *r, now)),
+            );
+            let write_audit = async {
+                let event = audit::Event::new(
+                    Some(auth.user_id),
+                    audit::Action::ReferralSent,
+                    "referral",
+                    referral.id,
+                );
+                audit::record(shared, now, &meta, event)
+                    .await
+                    .map_err(AppError::from)
+            };
+            let (_, offers, created, _, ()) = futures_util::try_join!(
+                write_contact,
+                write_offers,
+                write_event,
+                tell_offered,
+                write_audit
+            )?;
+            // Built from what was just written: no need to read it back.
+            build_view(&referral, &offers, vec![created], auth.user_id)
+        })
+        .await?;
+    state.courier_wake.notify_one();
+    Ok(HttpResponse::Created().json(view))
+}
