@@ -1,61 +1,47 @@
 //! Groups, members and invitations as stored and as shown.
 
-use std::{fmt, str::FromStr};
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    db::schema::{group_invites, groups},
-    error::AppError,
-};
+use crate::db::schema::{group_invites, groups};
 
-/// A member's part in a group. Hosts run it; moderators keep the room in
-/// order; members talk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupRole {
-    Host,
-    Moderator,
-    Member,
+crate::text_enum! {
+    /// A member's part in a group. Hosts run it; moderators keep the room in
+    /// order; members talk.
+    pub enum GroupRole {
+        Host = "host",
+        Moderator = "moderator",
+        Member = "member",
+    }
 }
 
 impl GroupRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupRole::Host => "host",
-            GroupRole::Moderator => "moderator",
-            GroupRole::Member => "member",
-        }
-    }
-
     /// Hosts and moderators delete messages, mute and remove members.
     pub fn moderates(self) -> bool {
         matches!(self, GroupRole::Host | GroupRole::Moderator)
     }
 }
 
-impl fmt::Display for GroupRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum! {
+    /// Which way an invitation goes.
+    pub enum InviteKind {
+        /// A host or moderator asked someone in.
+        Invite = "invite",
+        /// Someone asked to join a listed group.
+        Request = "request",
     }
 }
 
-impl FromStr for GroupRole {
-    type Err = AppError;
-    fn from_str(s: &str) -> Result<Self, AppError> {
-        match s {
-            "host" => Ok(GroupRole::Host),
-            "moderator" => Ok(GroupRole::Moderator),
-            "member" => Ok(GroupRole::Member),
-            other => Err(AppError::invalid_field(
-                "role",
-                format!("Unknown group role `{other}`: use host, moderator or member."),
-            )),
-        }
+crate::text_enum! {
+    /// Where an invitation or request stands.
+    pub enum InviteStatus {
+        Pending = "pending",
+        Accepted = "accepted",
+        Declined = "declined",
+        Cancelled = "cancelled",
     }
 }
 
@@ -139,11 +125,11 @@ pub struct MemberView {
 pub struct Invite {
     pub id: Uuid,
     pub group_id: Uuid,
-    pub kind: String,
+    pub kind: InviteKind,
     pub email: String,
     pub user_id: Option<Uuid>,
     pub invited_by: Option<Uuid>,
-    pub status: String,
+    pub status: InviteStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -153,12 +139,11 @@ pub struct InviteView {
     pub id: Uuid,
     pub group_id: Uuid,
     pub group_name: String,
-    /// `invite` (a host or moderator asked someone in) or `request` (someone asked to join).
-    pub kind: String,
+    pub kind: InviteKind,
     pub email: String,
     pub user_id: Option<Uuid>,
     /// Who sent the invitation, or who asks to join.
     pub from_name: Option<String>,
-    pub status: String,
+    pub status: InviteStatus,
     pub created_at: DateTime<Utc>,
 }

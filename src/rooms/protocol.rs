@@ -170,7 +170,7 @@ pub fn session_frame(group: Uuid, session: &crate::groups::sessions::LiveSession
     ServerFrame::Session {
         group_id: group,
         session_id: session.id,
-        state: &session.status,
+        state: session.status.as_str(),
         title: &session.title,
         locked: session.locked_at.is_some(),
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::attendance;
+use super::stays;
 use crate::{
     auth::AuthUser,
     db::schema::{group_sessions, groups, session_attendance, users},
@@ -90,7 +90,7 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
         .select(users::time_zone)
         .first(conn)
         .await?;
-    let tz = attendance::zone(&zone_name);
+    let tz = stays::zone(&zone_name);
     type Row = (
         Uuid,
         Option<DateTime<Utc>>,
@@ -156,7 +156,7 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
                     supervisor: signer.unwrap_or_default(),
                     supervisor_license: license,
                     signed_at,
-                    signed_at_local: attendance::local(signed_at, tz),
+                    signed_at_local: stays::local(signed_at, tz),
                     adjusted_reason: reason,
                 })
             },

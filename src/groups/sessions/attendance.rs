@@ -1,0 +1,291 @@
+//! Attendance from the room: taken when a session ends, corrected by the
+//! host with a reason, and signed off into the ledger.
+
+use actix_web::{HttpResponse, patch, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    model::*,
+    stays::{self, RECONNECT_GRACE},
+    store::*,
+};
+use crate::{
+    audit,
+    auth::AuthUser,
+    db::schema::{group_members, group_sessions, profiles, room_visits, session_attendance, users},
+    error::{AppError, AppResult, Code, ErrorBody},
+    http::{ApiJson, RequestMeta},
+    state::AppState,
+};
+
+/// Attendance lines from the room's visits between start and end, for the
+/// group's members other than the host.
+pub(super) async fn take_attendance(
+    conn: &mut AsyncPgConnection,
+    session: &Session,
+    ended_at: DateTime<Utc>,
+) -> AppResult<()> {
+    let Some(started_at) = session.started_at else {
+        return Ok(());
+    };
+    let members = group_members::table
+        .filter(group_members::group_id.eq(session.group_id))
+        .select(group_members::user_id);
+    let visits: Vec<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> = room_visits::table
+        .filter(
+            room_visits::group_id
+                .eq(session.group_id)
+                .and(room_visits::joined_at.lt(ended_at))
+                .and(
+                    room_visits::left_at
+                        .is_null()
+                        .or(room_visits::left_at.gt(started_at)),
+                )
+                .and(room_visits::user_id.ne(session.host_id))
+                .and(room_visits::user_id.eq_any(members)),
+        )
+        .select((
+            room_visits::user_id,
+            room_visits::joined_at,
+            room_visits::left_at,
+        ))
+        .load(conn)
+        .await?;
+    let mut by_user: std::collections::BTreeMap<Uuid, Vec<stays::Stay>> = Default::default();
+    for (user, joined, left) in visits {
+        by_user
+            .entry(user)
+            .or_default()
+            .push((joined, left.unwrap_or(ended_at)));
+    }
+    for (user, stays) in by_user {
+        let (merged, minutes) = stays::merge_stays(stays, started_at, ended_at, RECONNECT_GRACE);
+        if minutes == 0 {
+            continue;
+        }
+        let stays: Vec<[DateTime<Utc>; 2]> = merged.iter().map(|(a, b)| [*a, *b]).collect();
+        diesel::insert_into(session_attendance::table)
+            .values((
+                session_attendance::session_id.eq(session.id),
+                session_attendance::user_id.eq(user),
+                session_attendance::stays.eq(serde_json::json!(stays)),
+                session_attendance::measured_minutes.eq(minutes),
+                session_attendance::minutes.eq(minutes.min(480)),
+                session_attendance::kind.eq(&session.kind),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The host signs off the attendance of an ended session: each line becomes
+/// a ledger entry with the host's name, license and the time.
+#[utoipa::path(tag = "sessions", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = SessionView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/sessions/{id}/sign-off")]
+pub(super) async fn sign_off(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let session = hosted(conn, id, auth.user_id).await?;
+        if session.status != SessionStatus::Ended {
+            return Err(AppError::conflict(
+                Code::NotEnded,
+                "Attendance can be signed once the session has ended.",
+            ));
+        }
+        if session.signed_at.is_some() {
+            return Err(AppError::conflict(
+                Code::AlreadySigned,
+                "This session's attendance is already signed.",
+            ));
+        }
+        let name: String = users::table
+            .find(auth.user_id)
+            .select(users::display_name)
+            .first(conn)
+            .await?;
+        let license: Option<(Vec<String>, Option<String>)> = profiles::table
+            .find(auth.user_id)
+            .select((profiles::license_states, profiles::license_number))
+            .first(conn)
+            .await
+            .optional()?;
+        let license = license.and_then(|(states, number)| {
+            number.map(|n| match <[String]>::first(&states) {
+                Some(state) => format!("{state} {n}"),
+                None => n,
+            })
+        });
+        diesel::update(session_attendance::table.filter(session_attendance::session_id.eq(id)))
+            .set((
+                session_attendance::signed_at.eq(now),
+                session_attendance::signed_by.eq(auth.user_id),
+                session_attendance::signer_name.eq(&name),
+                session_attendance::signer_license.eq(&license),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::update(group_sessions::table.find(id))
+            .set(group_sessions::signed_at.eq(now))
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            now,
+            &meta,
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::SessionSignedOff,
+                "session",
+                id,
+            ),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    respond(&mut conn, id, auth.user_id).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustInput {
+    pub minutes: i32,
+    /// Why the measured minutes are wrong; kept in the audit log.
+    pub reason: String,
+}
+
+/// The host corrects one attendee's minutes, with a reason (audited).
+#[utoipa::path(tag = "sessions", params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = AdjustInput,
+    security(("bearer" = [])),
+    responses((status = 200, body = SessionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[patch("/sessions/{id}/attendance/{user_id}")]
+pub(super) async fn adjust_attendance(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    body: ApiJson<AdjustInput>,
+) -> AppResult<HttpResponse> {
+    let (id, user) = path.into_inner();
+    let input = body.0;
+    let reason = crate::text::Limit::new("reason", 1, 500).check(&input.reason)?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let session = hosted(conn, id, auth.user_id).await?;
+        if session.status != SessionStatus::Ended {
+            return Err(AppError::conflict(
+                Code::NotEnded,
+                "Attendance can be adjusted once the session has ended.",
+            ));
+        }
+        let limit = session
+            .ended_at
+            .zip(session.started_at)
+            .map_or(480, |(e, s)| ((e - s).num_minutes() + 1).min(480) as i32);
+        if !(0..=limit).contains(&input.minutes) {
+            return Err(AppError::invalid_field(
+                "minutes",
+                format!("Minutes are from 0 to the session's length ({limit})."),
+            ));
+        }
+        let before: Option<i32> = session_attendance::table
+            .find((id, user))
+            .select(session_attendance::minutes)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        match before {
+            Some(_) => {
+                diesel::update(session_attendance::table.find((id, user)))
+                    .set((
+                        session_attendance::minutes.eq(input.minutes),
+                        session_attendance::adjusted_reason.eq(&reason),
+                        session_attendance::adjusted_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            None => {
+                // Someone the room missed (a lost connection, a phone call): only a member.
+                if crate::groups::store::membership(conn, session.group_id, user)
+                    .await?
+                    .is_none()
+                {
+                    return Err(AppError::not_found(
+                        "This person is not a member of the group.",
+                    ));
+                }
+                let signed = session.signed_at.is_some();
+                let (name, license): (Option<String>, Option<String>) = if signed {
+                    session_attendance::table
+                        .filter(session_attendance::session_id.eq(id))
+                        .select((
+                            session_attendance::signer_name,
+                            session_attendance::signer_license,
+                        ))
+                        .first(conn)
+                        .await
+                        .optional()?
+                        .unwrap_or((None, None))
+                } else {
+                    (None, None)
+                };
+                diesel::insert_into(session_attendance::table)
+                    .values((
+                        session_attendance::session_id.eq(id),
+                        session_attendance::user_id.eq(user),
+                        session_attendance::stays.eq(serde_json::json!([])),
+                        session_attendance::measured_minutes.eq(0),
+                        session_attendance::minutes.eq(input.minutes),
+                        session_attendance::kind.eq(&session.kind),
+                        session_attendance::adjusted_reason.eq(&reason),
+                        session_attendance::adjusted_at.eq(now),
+                        session_attendance::signed_at.eq(session.signed_at),
+                        session_attendance::signed_by.eq(signed.then_some(auth.user_id)),
+                        session_attendance::signer_name.eq(name),
+                        session_attendance::signer_license.eq(license),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        audit::record(
+            conn,
+            now,
+            &meta,
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::SessionAttendanceAdjusted,
+                "session",
+                id,
+            )
+            .detail(serde_json::json!({
+                "attendee": user,
+                "from": before,
+                "to": input.minutes,
+                "reason": reason,
+                "signed": session.signed_at.is_some(),
+            })),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    respond(&mut conn, id, auth.user_id).await
+}
