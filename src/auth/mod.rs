@@ -3,61 +3,21 @@
 //! them (registration, sign-in, administration) live in `accounts`.
 
 pub mod password;
+pub mod role;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
 
-use std::{fmt, str::FromStr};
+pub use role::Role;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     error::{AppError, AppResult, Code},
     state::AppState,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Clinician,
-    Supervisor,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Clinician => "clinician",
-            Role::Supervisor => "supervisor",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = AppError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "clinician" => Ok(Role::Clinician),
-            "supervisor" => Ok(Role::Supervisor),
-            "admin" => Ok(Role::Admin),
-            other => Err(AppError::invalid_field(
-                "role",
-                format!("Unknown role `{other}`."),
-            )),
-        }
-    }
-}
 
 /// The signed-in user behind a request: a valid access token whose sign-in
 /// has not been revoked, for an account that is not disabled.

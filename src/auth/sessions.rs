@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::Role;
+use super::role::Role;
 use crate::{
     db::{
         DbPool, Reuse,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::Role;
+use super::role::Role;
 use crate::{config::Settings, error::AppError};
 
 const ISSUER: &str = "kith";

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Role;
+use super::role::Role;
 use crate::{db::schema::users, error::AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable)]

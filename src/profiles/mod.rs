@@ -24,12 +24,21 @@ use crate::{
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(taxonomy::get_taxonomy)
+    cfg.service(get_taxonomy)
         .service(get_mine)
         .service(put_mine)
         .service(patch_capacity)
         .service(confirm_capacity)
         .service(get_one);
+}
+
+/// Every taxonomy term with its label and synonyms (public, cacheable).
+#[utoipa::path(tag = "profiles", responses((status = 200, body = taxonomy::TaxonomyDoc)))]
+#[get("/taxonomy")]
+pub async fn get_taxonomy(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .json(state.taxonomy.document())
 }
 
 pub async fn create_empty(

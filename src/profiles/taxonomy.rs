@@ -3,13 +3,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use actix_web::{HttpResponse, get, web};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{db::schema::taxonomy_terms, error::AppError, state::AppState};
+use crate::{db::schema::taxonomy_terms, error::AppError};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -155,13 +154,4 @@ impl Taxonomy {
             insurance: get(Kind::Insurance),
         }
     }
-}
-
-/// Every taxonomy term with its label and synonyms (public, cacheable).
-#[utoipa::path(tag = "profiles", responses((status = 200, body = TaxonomyDoc)))]
-#[get("/taxonomy")]
-pub async fn get_taxonomy(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .json(state.taxonomy.document())
 }

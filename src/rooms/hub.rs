@@ -16,7 +16,7 @@ use bytestring::ByteString;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
-use super::protocol::Person;
+use crate::auth::users::Person;
 
 /// A frame on its way to one connection, serialised once for the whole room.
 #[derive(Debug, Clone)]

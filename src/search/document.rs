@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     db::schema::{profiles, users},
     profiles::{
-        CapacityFreshness, Profile, Waitlist,
+        model::{CapacityFreshness, Profile, Waitlist},
         taxonomy::{Kind, Taxonomy},
     },
 };

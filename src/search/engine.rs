@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use crate::error::{AppError, Code};
+
 use super::{
     document::{self, ClinicianDoc},
     query::SearchQuery,
@@ -72,4 +74,19 @@ pub trait SearchIndex: Send + Sync {
     async fn rebuild(&self, docs: Vec<ClinicianDoc>) -> SearchResult<()>;
     /// Everything indexed (for the contract tests and the consistency check).
     async fn all_ids(&self) -> SearchResult<Vec<Uuid>>;
+}
+
+/// What a route answers when an engine fails: a 503 the client may retry,
+/// or a 500 when the engine refused a request Kith built.
+pub fn unavailable(error: SearchError) -> AppError {
+    match error {
+        SearchError::Rejected(reason) => AppError::internal(format!("search rejected: {reason}")),
+        other => {
+            tracing::warn!(error = %other, "search engine unavailable");
+            AppError::unavailable(
+                Code::SearchUnavailable,
+                "Search is unavailable right now. Please try again in a moment.",
+            )
+        }
+    }
 }

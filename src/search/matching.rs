@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use super::{
     RankedId, SearchQuery,
+    engine::unavailable,
     hits::{ClinicianHit, label},
     query::{Near, check_radius},
-    routes::unavailable,
 };
 use crate::{
     error::{AppError, AppResult},

@@ -7,7 +7,6 @@
 //! the profiles themselves from PostgreSQL, so what a person sees (capacity,
 //! freshness, names) is always current and a disabled account never shows.
 
-mod bitfilter;
 pub mod config;
 pub mod document;
 pub mod embedded;

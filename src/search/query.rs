@@ -8,7 +8,7 @@ use super::document::waitlist_rank;
 use crate::{
     error::{AppError, AppResult},
     profiles::{
-        Waitlist,
+        model::Waitlist,
         taxonomy::{Kind, Taxonomy},
         validate::state_code,
     },

@@ -5,33 +5,21 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    SearchError, SearchQuery,
+    SearchQuery,
+    engine::unavailable,
     hits::{SearchResponse, hydrate},
     matching::{Candidate, MatchRequest, MatchResponse, ranked_candidates, why},
     query::words,
 };
 use crate::{
     auth::AuthUser,
-    error::{AppError, AppResult, Code, ErrorBody},
+    error::{AppResult, ErrorBody},
     http::ApiJson,
     state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(search).service(shortlist);
-}
-
-pub(super) fn unavailable(error: SearchError) -> AppError {
-    match error {
-        SearchError::Rejected(reason) => AppError::internal(format!("search rejected: {reason}")),
-        other => {
-            tracing::warn!(error = %other, "search engine unavailable");
-            AppError::unavailable(
-                Code::SearchUnavailable,
-                "Search is unavailable right now. Please try again in a moment.",
-            )
-        }
-    }
 }
 
 /// Parameters of `GET /search/clinicians` (list parameters repeat: `specialty=a&specialty=b` means either).

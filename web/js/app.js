@@ -4,28 +4,16 @@ import * as api from "./api.js";
 import { h, field, showError, toast, when, debounce, capacityBadge } from "./ui.js";
 import { groupsPage, groupPage } from "./groups.js";
 import { sessionsPage } from "./sessions.js";
+import { render, onLeave, leave } from "./page.js";
 
-const main = document.getElementById("main");
-let leaving = []; // cleanups of the page being left (timers, sockets)
 let taxonomy = null;
-
-function onLeave(fn) {
-  leaving.push(fn);
-}
-
-export function render(...nodes) {
-  main.replaceChildren(...nodes);
-  main.focus();
-}
-
-export { onLeave };
 
 async function vocabulary() {
   taxonomy ??= await api.call("GET", "/taxonomy");
   return taxonomy;
 }
 
-export function label(kind, slug) {
+function label(kind, slug) {
   return taxonomy?.[kind]?.find((t) => t.slug === slug)?.label || slug;
 }
 
@@ -479,8 +467,7 @@ const routes = [
 ];
 
 async function route() {
-  for (const fn of leaving) fn();
-  leaving = [];
+  leave();
   const [path, query = ""] = (location.hash || "#/").split("?");
   const params = new URLSearchParams(query);
   document.getElementById("nav").hidden = !api.signedIn();

@@ -5,7 +5,7 @@
 
 import * as api from "./api.js";
 import { h, field, showError, toast, when } from "./ui.js";
-import { render, onLeave } from "./app.js";
+import { render, onLeave } from "./page.js";
 import { sessionControls } from "./sessions.js";
 
 export async function groupsPage() {

@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { h, field, showError, toast } from "./ui.js";
-import { render } from "./app.js";
+import { render } from "./page.js";
 
 const KIND = { group_supervision: "Group supervision", peer_consultation: "Peer consultation" };
 
