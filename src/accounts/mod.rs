@@ -1,12 +1,24 @@
 //! Accounts: register, sign in, refresh, sign out, read and change one's own
-//! account, and what only administrators may do.
+//! account (`register`, `sign_in`, `me`; `tokens` issues a sign-in's tokens),
+//! and what only administrators may do (`admin`).
 
 pub mod admin;
-mod routes;
+mod me;
+mod register;
+mod sign_in;
+mod tokens;
 
-pub use routes::{AuthTokens, LoginRequest, RegisterRequest};
+pub use register::RegisterRequest;
+pub use sign_in::LoginRequest;
+pub use tokens::AuthTokens;
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    routes::routes(cfg);
+    cfg.service(register::register)
+        .service(sign_in::login)
+        .service(sign_in::refresh)
+        .service(sign_in::logout)
+        .service(me::me)
+        .service(me::change_password)
+        .service(me::set_time_zone);
     admin::routes(cfg);
 }

@@ -284,22 +284,11 @@ pub async fn verify_chain(conn: &mut AsyncPgConnection) -> QueryResult<ChainRepo
 
 /// Background sealer: runs until the process ends.
 pub async fn run_sealer(pool: crate::db::DbPool) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Ok(mut conn) = pool.get().await else {
-            continue;
-        };
-        loop {
-            match seal_pending(&mut conn, 2_000).await {
-                Ok(2_000) => continue,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "audit sealing failed; will retry");
-                    break;
-                }
-            }
-        }
-    }
+    let period = std::time::Duration::from_millis(500);
+    crate::worker::every(period, "audit sealing", || async {
+        let mut conn = pool.get().await?;
+        while seal_pending(&mut conn, 2_000).await? == 2_000 {}
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
 }

@@ -102,11 +102,10 @@ pub async fn send_reminders(state: &AppState, now: DateTime<Utc>) -> AppResult<u
 
 /// Sends session reminders every 30 seconds.
 pub async fn run_reminders(state: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-    loop {
-        tick.tick().await;
-        if let Err(e) = send_reminders(&state, state.clock.now()).await {
-            tracing::warn!(error = %e, "sessions: reminders failed");
-        }
-    }
+    crate::worker::every(
+        std::time::Duration::from_secs(30),
+        "session reminders",
+        || send_reminders(&state, state.clock.now()),
+    )
+    .await;
 }

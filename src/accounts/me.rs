@@ -1,0 +1,133 @@
+//! My own account: reading it, my time zone, changing my password.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::tokens::{AuthTokens, invalid_credentials, start_session};
+use crate::auth::{AuthUser, password, sessions, users};
+use crate::{
+    audit,
+    db::Reuse,
+    db::schema::users as users_t,
+    error::{AppError, AppResult, ErrorBody},
+    http::{ApiJson, RequestMeta},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeZoneRequest {
+    /// An IANA time zone name, such as `America/Chicago`.
+    pub time_zone: String,
+}
+
+/// Sets the time zone in which times are entered and shown to me.
+#[utoipa::path(tag = "auth", request_body = TimeZoneRequest, security(("bearer" = [])),
+    responses((status = 200, body = users::Account), (status = 422, body = ErrorBody)))]
+#[put("/me/time-zone")]
+pub(super) async fn set_time_zone(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: ApiJson<TimeZoneRequest>,
+) -> AppResult<HttpResponse> {
+    let zone = body.0.time_zone.trim().to_string();
+    if zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(AppError::invalid_field(
+            "time_zone",
+            format!("`{zone}` is not an IANA time zone name (such as America/Chicago)."),
+        ));
+    }
+    let mut conn = state.pool.get().await?;
+    diesel::update(users_t::table.find(auth.user_id))
+        .set((
+            users_t::time_zone.eq(&zone),
+            users_t::updated_at.eq(state.clock.now()),
+        ))
+        .reused()
+        .execute(&mut conn)
+        .await?;
+    let user = users::find(&mut conn, auth.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No such account."))?;
+    Ok(HttpResponse::Ok().json(user.account()?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// The signed-in account.
+#[utoipa::path(tag = "auth", security(("bearer" = [])), responses((status = 200, body = users::Account), (status = 401, body = ErrorBody)))]
+#[get("/me")]
+pub(super) async fn me(state: web::Data<AppState>, auth: AuthUser) -> AppResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let user = users::find(&mut conn, auth.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No such account."))?;
+    Ok(HttpResponse::Ok().json(user.account()?))
+}
+
+/// Changes the password; every sign-in of the account ends and a new one starts here.
+#[utoipa::path(tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
+    responses((status = 200, body = AuthTokens), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/me/password")]
+pub(super) async fn change_password(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+    body: ApiJson<ChangePasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.0;
+    let mut conn = state.pool.get().await?;
+    let user = users::find(&mut conn, auth.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No such account."))?;
+    drop(conn);
+    if !password::verify(body.current_password, user.password_hash.clone()).await? {
+        return Err(AppError {
+            field: Some("current_password".into()),
+            ..invalid_credentials()
+        });
+    }
+    password::check_policy(&body.new_password, &[&user.email, &user.display_name]).map_err(
+        |e| AppError {
+            field: Some("new_password".into()),
+            ..e
+        },
+    )?;
+    let hash = password::hash(body.new_password).await?;
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let tokens = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let (state, meta, user, hash) = (&state, &meta, &user, &hash);
+            diesel::update(users_t::table.find(user.id))
+                .set((users_t::password_hash.eq(hash), users_t::updated_at.eq(now)))
+                .reused()
+                .execute(conn)
+                .await?;
+            sessions::revoke_all(conn, user.id, now, "password_changed").await?;
+            audit::record(
+                conn,
+                now,
+                meta,
+                audit::Event::new(
+                    Some(user.id),
+                    audit::Action::AccountPasswordChanged,
+                    "user",
+                    user.id,
+                ),
+            )
+            .await?;
+            start_session(state, conn, user, meta).await
+        })
+        .await?;
+    state.sessions.forget_user(auth.user_id);
+    Ok(HttpResponse::Ok().json(tokens))
+}
