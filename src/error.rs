@@ -21,6 +21,11 @@ macro_rules! codes {
         impl Code {
             pub const ALL: &'static [Code] = &[$(Code::$variant),+];
 
+            /// The variant's name, as the code that uses it spells it.
+            pub fn name(self) -> &'static str {
+                match self { $(Code::$variant => stringify!($variant)),+ }
+            }
+
             pub fn as_str(self) -> &'static str {
                 match self { $(Code::$variant => $text),+ }
             }
@@ -303,3 +308,53 @@ impl From<actix_web::error::BlockingError> for AppError {
 }
 
 impl std::error::Error for AppError {}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// After lemmy's `test_errors_used`: a code nobody answers with is dead,
+    /// and a code the README does not list is a surprise for clients.
+    #[test]
+    fn every_error_code_is_used_and_documented() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        sources(&root.join("src"), &mut files);
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        for code in Code::ALL {
+            let used = format!("Code::{}", code.name());
+            assert!(
+                files.iter().any(|(_, text)| text.contains(&used)),
+                "{used} is declared but never answered"
+            );
+            let documented = format!("| `{}` |", code.as_str());
+            assert!(readme.contains(&documented), "README lists no `{code}`");
+        }
+    }
+
+    #[test]
+    fn codes_are_snake_case_and_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            let text = code.as_str();
+            assert!(
+                text.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{text}"
+            );
+            assert!(seen.insert(text), "{text} twice");
+            assert_eq!(serde_json::to_value(code).unwrap(), text);
+        }
+    }
+}

@@ -66,7 +66,7 @@ pub(super) async fn register(
                     email,
                     password_hash: hash,
                     display_name,
-                    role: Role::Clinician.as_str(),
+                    role: Role::Clinician,
                     created_at: now,
                     updated_at: now,
                 })

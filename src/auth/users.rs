@@ -18,7 +18,7 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub email_verified_at: Option<DateTime<Utc>>,
     pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -33,7 +33,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub password_hash: &'a str,
     pub display_name: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -54,7 +54,7 @@ pub struct Account {
 
 impl User {
     pub fn role(&self) -> AppResult<Role> {
-        self.role.parse()
+        Ok(self.role)
     }
 
     pub fn account(&self) -> AppResult<Account> {

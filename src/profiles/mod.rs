@@ -275,7 +275,7 @@ async fn patch_capacity(
                     .accepting_referrals
                     .map(|a| profiles::accepting_referrals.eq(a)),
                 open_slots.map(|s| profiles::open_slots.eq(s)),
-                input.waitlist.map(|w| profiles::waitlist.eq(w.as_str())),
+                input.waitlist.map(|w| profiles::waitlist.eq(w)),
                 profiles::capacity_confirmed_at.eq(now),
                 profiles::version.eq(profiles::version + 1),
                 profiles::updated_at.eq(now),

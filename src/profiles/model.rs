@@ -11,38 +11,17 @@ use crate::db::schema::profiles;
 /// Capacity not confirmed for this long shows as stale.
 pub const FRESH_FOR_DAYS: i64 = 14;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Waitlist {
-    /// Can start now.
-    None,
-    /// Under 2 weeks.
-    Short,
-    /// 2 to 6 weeks.
-    Medium,
-    /// Over 6 weeks.
-    Long,
-}
-
-impl Waitlist {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Waitlist::None => "none",
-            Waitlist::Short => "short",
-            Waitlist::Medium => "medium",
-            Waitlist::Long => "long",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Waitlist::None,
-            Waitlist::Short,
-            Waitlist::Medium,
-            Waitlist::Long,
-        ]
-        .into_iter()
-        .find(|w| w.as_str() == s)
+crate::text_enum! {
+    /// How long a new client waits for a first appointment.
+    pub enum Waitlist {
+        /// Can start now.
+        None = "none",
+        /// Under 2 weeks.
+        Short = "short",
+        /// 2 to 6 weeks.
+        Medium = "medium",
+        /// Over 6 weeks.
+        Long = "long",
     }
 }
 
@@ -95,7 +74,7 @@ pub struct Profile {
     pub longitude: Option<f64>,
     pub accepting_referrals: bool,
     pub open_slots: i32,
-    pub waitlist: String,
+    pub waitlist: Waitlist,
     pub capacity_confirmed_at: Option<DateTime<Utc>>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -130,7 +109,7 @@ impl Profile {
             longitude: None,
             accepting_referrals: false,
             open_slots: 0,
-            waitlist: Waitlist::None.as_str().into(),
+            waitlist: Waitlist::None,
             capacity_confirmed_at: None,
             version: 1,
             created_at: now,
@@ -205,7 +184,7 @@ impl ProfileView {
             longitude: p.longitude,
             accepting_referrals: p.accepting_referrals,
             open_slots: p.open_slots,
-            waitlist: Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None),
+            waitlist: p.waitlist,
             capacity_freshness: CapacityFreshness::of(p.capacity_confirmed_at, now),
             capacity_confirmed_at: p.capacity_confirmed_at,
             version: p.version,

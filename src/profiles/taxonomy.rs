@@ -94,9 +94,12 @@ impl Taxonomy {
             .await?;
         let mut taxonomy = Taxonomy::default();
         for (kind, slug, label, synonyms) in rows {
-            let Some(kind) = Kind::parse(&kind) else {
-                continue;
-            };
+            // The table's CHECK allows only known kinds; anything else is a broken database.
+            let kind = Kind::parse(&kind).ok_or_else(|| {
+                diesel::result::Error::DeserializationError(
+                    format!("unknown taxonomy kind `{kind}`").into(),
+                )
+            })?;
             taxonomy.slugs.insert((kind, slug.clone()));
             taxonomy.terms.entry(kind).or_default().push(Term {
                 slug,

@@ -51,7 +51,7 @@ pub struct ClinicianDoc {
     pub in_person: bool,
     pub accepting_referrals: bool,
     pub verified: bool,
-    pub waitlist: String,
+    pub waitlist: Waitlist,
     /// 0 none, 1 short, 2 medium, 3 long: for `max_wait`.
     pub waitlist_rank: u8,
     pub capacity_tier: u8,
@@ -84,7 +84,7 @@ pub struct Shown {
     pub in_person: bool,
     pub accepting_referrals: bool,
     pub verified: bool,
-    pub waitlist: String,
+    pub waitlist: Waitlist,
     pub sliding_scale: bool,
     pub card: Card,
 }
@@ -144,7 +144,7 @@ pub fn capacity_tier(p: &Profile, now: DateTime<Utc>) -> u8 {
     if CapacityFreshness::of(p.capacity_confirmed_at, now) != CapacityFreshness::Fresh {
         return tier::UNKNOWN;
     }
-    match Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None) {
+    match p.waitlist {
         _ if p.open_slots > 0 => tier::OPEN_NOW,
         Waitlist::None | Waitlist::Short => tier::SHORT_WAIT,
         Waitlist::Medium => tier::MEDIUM_WAIT,
@@ -165,7 +165,7 @@ fn terms(taxonomy: &Taxonomy, kind: Kind, slugs: &[String]) -> Vec<String> {
 
 impl ClinicianDoc {
     pub fn build(p: &Profile, display_name: &str, taxonomy: &Taxonomy, now: DateTime<Utc>) -> Self {
-        let waitlist = Waitlist::parse(&p.waitlist).unwrap_or(Waitlist::None);
+        let waitlist = p.waitlist;
         Self {
             id: p.user_id,
             display_name: display_name.to_string(),
@@ -183,7 +183,7 @@ impl ClinicianDoc {
             in_person: p.in_person,
             accepting_referrals: p.accepting_referrals,
             verified: p.verified_at.is_some(),
-            waitlist: waitlist.as_str().to_string(),
+            waitlist,
             waitlist_rank: waitlist_rank(waitlist),
             capacity_tier: capacity_tier(p, now),
             responsiveness: 50,

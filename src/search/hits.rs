@@ -177,7 +177,7 @@ fn hit(
         in_person: doc.in_person,
         accepting_referrals: doc.accepting_referrals,
         open_slots: card.open_slots,
-        waitlist: Waitlist::parse(&doc.waitlist).unwrap_or(Waitlist::None),
+        waitlist: doc.waitlist,
         capacity_confirmed_at: card.capacity_confirmed_at,
         capacity_freshness: CapacityFreshness::of(card.capacity_confirmed_at, now),
         distance_km: distance_km.map(|d| (d * 10.0).round() / 10.0),

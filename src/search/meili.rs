@@ -418,7 +418,7 @@ mod tests {
             in_person: false,
             accepting_referrals: true,
             verified: true,
-            waitlist: "none".into(),
+            waitlist: crate::profiles::model::Waitlist::None,
             waitlist_rank: 0,
             capacity_tier: 0,
             responsiveness: 50,

@@ -182,6 +182,34 @@ fn slug(taxonomy: &Taxonomy, kind: Kind, name: &str, value: &str) -> AppResult<S
     }
 }
 
+/// Every parameter `GET /search/clinicians` takes. The parser refuses any
+/// other, and a test holds the OpenAPI description (`routes::SearchParams`)
+/// to this list, so neither can drift from the other.
+pub const PARAMETERS: &[&str] = &[
+    "q",
+    "specialty",
+    "modality",
+    "population",
+    "insurance",
+    "language",
+    "licensed_in",
+    "telehealth",
+    "in_person",
+    "near",
+    "radius_km",
+    "accepting",
+    "max_wait",
+    "fee_max",
+    "sliding_scale",
+    "verified",
+    "page",
+    "per_page",
+];
+
+fn not_a_parameter(key: &str) -> AppError {
+    AppError::invalid_field(key, format!("`{key}` is not a search parameter."))
+}
+
 impl SearchQuery {
     /// Parses `GET /search/clinicians` parameters.
     pub fn from_query_string(raw: &str, taxonomy: &Taxonomy) -> AppResult<Self> {
@@ -190,6 +218,9 @@ impl SearchQuery {
         let mut radius = None;
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             let (key, value) = (key.as_ref(), value.as_ref());
+            if !PARAMETERS.contains(&key) {
+                return Err(not_a_parameter(key));
+            }
             match key {
                 "q" => q.text = check_text("q", value)?,
                 "specialty" => q
@@ -252,12 +283,7 @@ impl SearchQuery {
                         ));
                     }
                 }
-                other => {
-                    return Err(AppError::invalid_field(
-                        other,
-                        format!("`{other}` is not a search parameter."),
-                    ));
-                }
+                other => return Err(not_a_parameter(other)),
             }
         }
         match (near, radius) {

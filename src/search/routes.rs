@@ -23,6 +23,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 }
 
 /// Parameters of `GET /search/clinicians` (list parameters repeat: `specialty=a&specialty=b` means either).
+// Only its description is used: the parser reads the query string itself
+// (repeatable parameters), and a test holds the two to one list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -107,4 +109,34 @@ async fn shortlist(
         })
         .collect();
     Ok(HttpResponse::Ok().json(MatchResponse { candidates }))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::IntoParams;
+
+    use super::SearchParams;
+    use crate::{profiles::taxonomy::Taxonomy, search::SearchQuery, search::query::PARAMETERS};
+
+    #[test]
+    fn the_documented_parameters_are_the_ones_the_parser_takes() {
+        let documented: Vec<String> = SearchParams::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(documented, PARAMETERS);
+        let taxonomy = Taxonomy::default();
+        for name in PARAMETERS {
+            // A bad value may be refused, but never as an unknown parameter.
+            let refused = SearchQuery::from_query_string(&format!("{name}=1"), &taxonomy)
+                .err()
+                .map(|e| e.message);
+            assert!(
+                !refused.is_some_and(|m| m.contains("is not a search parameter")),
+                "{name}"
+            );
+        }
+        let unknown = SearchQuery::from_query_string("colour=blue", &taxonomy).unwrap_err();
+        assert_eq!(unknown.field.as_deref(), Some("colour"));
+    }
 }

@@ -15,6 +15,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use uuid::Uuid;
 
+use crate::auth::Role;
 use crate::{
     audit,
     db::{
@@ -33,11 +34,15 @@ use places::PLACES;
 pub const DEMO_PASSWORD: &str = "kith-demo-lantern-orbit";
 
 /// Demo accounts with known emails, created by every seed run.
-pub const DEMO_ACCOUNTS: [(&str, &str, &str); 4] = [
-    ("admin@kith.test", "Avery Admin", "admin"),
-    ("supervisor@kith.test", "Dr. Sam Rivera, PhD", "supervisor"),
-    ("ana@kith.test", "Ana Lopez, LCSW", "clinician"),
-    ("ben@kith.test", "Ben Okafor, LMFT", "clinician"),
+pub const DEMO_ACCOUNTS: [(&str, &str, Role); 4] = [
+    ("admin@kith.test", "Avery Admin", Role::Admin),
+    (
+        "supervisor@kith.test",
+        "Dr. Sam Rivera, PhD",
+        Role::Supervisor,
+    ),
+    ("ana@kith.test", "Ana Lopez, LCSW", Role::Clinician),
+    ("ben@kith.test", "Ben Okafor, LMFT", Role::Clinician),
 ];
 
 #[derive(Debug, Clone)]
@@ -59,7 +64,7 @@ struct SeedUser {
     email: String,
     password_hash: String,
     display_name: String,
-    role: String,
+    role: Role,
     email_verified_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -232,7 +237,7 @@ fn clinician(
         ),
         password_hash: password_hash.to_string(),
         display_name: format!("{first} {last}, {credential}"),
-        role: "clinician".into(),
+        role: Role::Clinician,
         email_verified_at: Some(created_at),
         created_at,
         updated_at: created_at,
@@ -265,7 +270,7 @@ fn clinician(
         longitude: Some(((place.lng + rng.random_range(-0.12..0.12)) * 1e5).round() / 1e5),
         accepting_referrals: accepting,
         open_slots,
-        waitlist: waitlist.as_str().to_string(),
+        waitlist,
         capacity_confirmed_at: confirmed_at,
         license_states,
         ..Profile::empty(id, created_at)
@@ -285,7 +290,7 @@ fn demo_accounts(now: DateTime<Utc>, password_hash: &str) -> Vec<(SeedUser, Prof
                 email: (*email).into(),
                 password_hash: password_hash.into(),
                 display_name: (*name).into(),
-                role: (*role).into(),
+                role: *role,
                 email_verified_at: Some(now),
                 created_at: now,
                 updated_at: now,
@@ -312,7 +317,7 @@ fn demo_accounts(now: DateTime<Utc>, password_hash: &str) -> Vec<(SeedUser, Prof
                 postal_code: Some("11201".into()),
                 latitude: Some(40.6782 + i as f64 * 0.01),
                 longitude: Some(-73.9442),
-                accepting_referrals: *role != "admin",
+                accepting_referrals: *role != Role::Admin,
                 open_slots: 3,
                 capacity_confirmed_at: Some(now),
                 ..Profile::empty(id, now)

@@ -134,7 +134,7 @@ fn docs(taxonomy: &Taxonomy) -> Vec<ClinicianDoc> {
                 in_person: true,
                 accepting_referrals: true,
                 open_slots: p.capacity.0,
-                waitlist: p.capacity.1.into(),
+                waitlist: kith::profiles::Waitlist::parse(p.capacity.1).unwrap(),
                 capacity_confirmed_at: p.capacity.2.map(|d| now - Duration::days(d)),
                 fee_min: Some(p.fee_min),
                 verified_at: Some(now),

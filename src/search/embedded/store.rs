@@ -85,7 +85,7 @@ impl Live {
                 d.add_text(f.keywords[name], v);
             }
         }
-        d.add_text(f.keywords["waitlist"], &doc.waitlist);
+        d.add_text(f.keywords["waitlist"], doc.waitlist.as_str());
         for (name, value) in [
             ("telehealth", doc.telehealth),
             ("in_person", doc.in_person),
