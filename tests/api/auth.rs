@@ -4,7 +4,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, send};
+use crate::support::{PASSWORD, TestApp, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_clinician_registers_and_sees_their_account() {

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 async fn raw(
     app: &TestApp,

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_creates_a_group_invites_a_colleague_who_accepts() {
@@ -227,7 +227,7 @@ async fn roles_decide_who_moderates_and_a_group_keeps_a_host() {
     ana.bring_in(group, &ben).await;
     ana.bring_in(group, &cleo).await;
     let member =
-        |who: &crate::helpers::Clinician| format!("/api/v1/groups/{group}/members/{}", who.id);
+        |who: &crate::support::Clinician| format!("/api/v1/groups/{group}/members/{}", who.id);
 
     // Members cannot moderate.
     ben.post(&format!("{}/mute", member(&cleo)), json!({"minutes": 10}))

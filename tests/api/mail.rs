@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Child, time::Duration};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Clinician, TestApp};
+use crate::support::{Clinician, TestApp};
 
 /// A real SMTP server (Debian's python3-aiosmtpd) writing to a Maildir.
 struct SmtpServer {

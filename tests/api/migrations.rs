@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use crate::helpers::TestDb;
+use crate::support::TestDb;
 
 #[derive(QueryableByName)]
 struct TableName {

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Clinician, TestApp};
+use crate::support::{Clinician, TestApp};
 
 async fn colleague(app: &TestApp, name: &str, slots: i64) -> Clinician {
     let person = app.register(name).await;

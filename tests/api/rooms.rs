@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Clinician, ORIGIN, TestApp, open_ws, refused_status};
+use crate::support::{Clinician, ORIGIN, TestApp, open_ws, refused_status};
 
 async fn trio(app: &TestApp) -> (Clinician, Clinician, Clinician, uuid::Uuid) {
     let ana = app.register("Ana").await;
@@ -85,7 +85,7 @@ async fn only_members_with_a_fresh_ticket_from_an_allowed_origin_get_in() {
     // A ticket without a group connects, but joining someone else's room is refused.
     let ticket = eve.ticket(None).await;
     let ws = open_ws(&base, &ticket, Some(ORIGIN)).await.unwrap();
-    let mut room = crate::helpers::Room { ws };
+    let mut room = crate::support::Room { ws };
     room.send(json!({"type": "join", "group_id": group})).await;
     assert_eq!(room.next("error").await["code"], "not_a_member");
     room.say("c1", "hello?").await;
@@ -195,7 +195,7 @@ async fn history_pages_backwards_and_resume_replays_exactly_what_was_missed() {
     let seen_until = first[2]["id"].as_i64().unwrap();
     let ticket = ben.ticket(Some(group)).await;
     let ws = open_ws(ben.base(), &ticket, Some(ORIGIN)).await.unwrap();
-    let mut b = crate::helpers::Room { ws };
+    let mut b = crate::support::Room { ws };
     b.next("joined").await;
     b.send(json!({"type": "resume", "after_id": seen_until}))
         .await;
@@ -214,7 +214,7 @@ async fn history_pages_backwards_and_resume_replays_exactly_what_was_missed() {
     // Joining with after_id does the same in one step.
     let ticket = ben.ticket(None).await;
     let ws = open_ws(ben.base(), &ticket, Some(ORIGIN)).await.unwrap();
-    let mut b2 = crate::helpers::Room { ws };
+    let mut b2 = crate::support::Room { ws };
     b2.send(json!({"type": "join", "group_id": group, "after_id": first[5]["id"]}))
         .await;
     let joined = b2.next("joined").await;
@@ -350,7 +350,7 @@ async fn presence_and_typing_reach_the_others() {
     // A newcomer is told who is there.
     let ticket = ana.ticket(Some(group)).await;
     let ws = open_ws(ana.base(), &ticket, Some(ORIGIN)).await.unwrap();
-    let mut a2 = crate::helpers::Room { ws };
+    let mut a2 = crate::support::Room { ws };
     a2.next("joined").await;
     let presence = a2.next("presence").await;
     let mut names: Vec<&str> = presence["online"]
@@ -440,7 +440,7 @@ async fn a_silent_peer_is_dropped_and_a_signed_out_one_is_closed() {
     let ws = open_ws(ana.base(), &ticket, Some(ORIGIN)).await.unwrap();
     // Never read, so never answer a ping: dropped after the timeout.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let mut silent = crate::helpers::Room { ws };
+    let mut silent = crate::support::Room { ws };
     silent.closed().await;
 
     // A reading client answers pings and stays.

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Clinician, TestApp};
+use crate::support::{Clinician, TestApp};
 
 fn profile(version: i64, specialties: &[&str], state: &str, at: (f64, f64)) -> Value {
     json!({

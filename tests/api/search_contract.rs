@@ -14,7 +14,7 @@ use kith::{
 };
 use uuid::Uuid;
 
-use crate::helpers::TestDb;
+use crate::support::TestDb;
 
 async fn taxonomy() -> Taxonomy {
     let db = TestDb::migrated().await;

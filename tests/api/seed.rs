@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use kith::db::schema::{profiles, users};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_is_deterministic_realistic_and_idempotent() {
@@ -80,7 +80,7 @@ async fn seeding_is_deterministic_realistic_and_idempotent() {
     }
 
     // Same seed, fresh database: the very same people.
-    let other = crate::helpers::TestDb::migrated().await;
+    let other = crate::support::TestDb::migrated().await;
     let other_pool = kith::db::pool(&other.url, 4).unwrap();
     kith::seed::run(&other_pool, &taxonomy, now, &options)
         .await

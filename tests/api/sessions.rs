@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Clinician, ORIGIN, Room, TestApp, open_ws};
+use crate::support::{Clinician, ORIGIN, Room, TestApp, open_ws};
 
 async fn supervisor(app: &TestApp, name: &str) -> Clinician {
     let person = app.register(name).await;

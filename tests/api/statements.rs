@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use kith::db::{Reuse, schema::email_outbox};
 
-use crate::helpers::TestDb;
+use crate::support::TestDb;
 
 #[derive(QueryableByName)]
 struct Count {

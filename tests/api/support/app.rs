@@ -1,0 +1,186 @@
+//! A real Kith server on the test's database, and a sibling instance on the
+//! same database (as behind a load balancer).
+
+use kith::{Application, Clock, Settings};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Clinician, PASSWORD, Reply, TestDb, send};
+
+pub struct TestApp {
+    pub state: kith::AppState,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Clock,
+    pub db: TestDb,
+    pub handle: actix_web::dev::ServerHandle,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with_engine(configure, None).await
+    }
+
+    pub async fn spawn_with_engine(
+        configure: impl FnOnce(&mut Settings),
+        engine: Option<std::sync::Arc<dyn kith::search::SearchIndex>>,
+    ) -> Self {
+        let db = TestDb::migrated().await;
+        let data_dir = std::env::temp_dir().join(format!("kith-test-{}", Uuid::new_v4().simple()));
+        let mut settings = Settings::for_database(&db.url, data_dir.clone());
+        settings.db_pool_size = 4;
+        settings.workers = 1;
+        configure(&mut settings);
+        let clock = Clock::system();
+        let app = Application::build_with_engine(settings, clock.clone(), engine)
+            .await
+            .expect("start Kith");
+        let state = app.state().clone();
+        let base = format!("http://{}", app.addr());
+        let handle = app.handle();
+        tokio::spawn(app.run());
+        Self {
+            state,
+            base,
+            http: reqwest::Client::new(),
+            clock,
+            db,
+            handle,
+            data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// An anonymous request.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        send(&self.http, method, self.url(path), None, body).await
+    }
+
+    pub async fn register(&self, name: &str) -> Clinician {
+        let email = format!("{}@clinic.example", name.to_lowercase());
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                Some(json!({"email": email, "password": PASSWORD, "display_name": name})),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register {name}: {}",
+            reply.body
+        );
+        Clinician::from_tokens(self, &email, &reply.body)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str) -> Clinician {
+        let reply = self.login(email, PASSWORD).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "sign in {email}: {}",
+            reply.body
+        );
+        Clinician::from_tokens(self, email, &reply.body)
+    }
+
+    /// A registered account promoted to administrator (as `kith set-role` would).
+    pub async fn admin(&self, name: &str) -> Clinician {
+        let mut person = self.register(name).await;
+        self.db
+            .run_sql(&format!(
+                "UPDATE users SET role = 'admin' WHERE id = '{}'",
+                person.id
+            ))
+            .await;
+        // A new sign-in so the token carries the new role from the start.
+        person = self.sign_in(&person.email).await;
+        person
+    }
+
+    /// Polls until `check` holds (the indexer works in the background), for at most 5 s.
+    pub async fn eventually<F: AsyncFn() -> bool>(&self, what: &str, check: F) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !check().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for: {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until every audit entry so far is sealed into the chain.
+    pub async fn seal_audit(&self) {
+        let mut conn = self.db.conn().await;
+        while kith::audit::seal_pending(&mut conn, 1_000)
+            .await
+            .expect("seal")
+            > 0
+        {}
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A second Kith server on the same database, as behind a load balancer.
+pub struct Sibling {
+    pub base: String,
+    pub state: kith::AppState,
+    pub handle: actix_web::dev::ServerHandle,
+    data_dir: std::path::PathBuf,
+}
+
+impl TestApp {
+    pub async fn sibling(&self) -> Sibling {
+        let mut settings = (*self.state.settings).clone();
+        settings.data_dir =
+            std::env::temp_dir().join(format!("kith-test-{}", Uuid::new_v4().simple()));
+        settings.addr = "127.0.0.1:0".into();
+        let app = Application::build(settings.clone(), self.clock.clone())
+            .await
+            .expect("start a second Kith");
+        let state = app.state().clone();
+        let base = format!("http://{}", app.addr());
+        let handle = app.handle();
+        tokio::spawn(app.run());
+        Sibling {
+            base,
+            state,
+            handle,
+            data_dir: settings.data_dir,
+        }
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        drop(self.handle.clone().stop(false));
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
