@@ -31,6 +31,15 @@ pub(super) enum Invites {
     Of(Uuid),
 }
 
+/// The 201 answer with the invitation or request just written.
+async fn created(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<HttpResponse> {
+    let shown = invites_where(conn, Invites::One(id))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::internal("an invitation vanished inside its transaction"))?;
+    Ok(HttpResponse::Created().json(shown))
+}
+
 pub(super) async fn invites_where(
     conn: &mut AsyncPgConnection,
     which: Invites,
@@ -196,11 +205,7 @@ pub(super) async fn invite_member(
     })
     .await?;
     state.courier_wake.notify_one();
-    let mut views = invites_where(&mut conn, Invites::One(invite_id)).await?;
-    let shown = views
-        .pop()
-        .ok_or_else(|| AppError::internal("invite vanished"))?;
-    Ok(HttpResponse::Created().json(shown))
+    created(&mut conn, invite_id).await
 }
 
 /// Pending invitations and join requests of a group (hosts and moderators).
@@ -297,11 +302,7 @@ pub(super) async fn request_to_join(
     })
     .await?;
     state.courier_wake.notify_one();
-    let mut views = invites_where(&mut conn, Invites::One(request_id)).await?;
-    let shown = views
-        .pop()
-        .ok_or_else(|| AppError::internal("request vanished"))?;
-    Ok(HttpResponse::Created().json(shown))
+    created(&mut conn, request_id).await
 }
 
 /// Who may answer an invitation: the invitee for an invitation, a host for a request.
