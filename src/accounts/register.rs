@@ -43,13 +43,7 @@ pub(super) async fn register(
             "Enter a valid email address.",
         ));
     }
-    let display_name = body.display_name.trim().to_string();
-    if display_name.is_empty() || display_name.chars().count() > 120 {
-        return Err(AppError::invalid_field(
-            "display_name",
-            "Enter a name of 1 to 120 characters.",
-        ));
-    }
+    let display_name = crate::profiles::validate::display_name(&body.display_name)?;
     password::check_policy(&body.password, &[&email, &display_name])?;
     let hash = password::hash(body.password).await?;
 
