@@ -60,6 +60,10 @@ const results = [];
 async function shot(page, name) {
   step += 1;
   await page.screenshot({ path: join(out, `${String(step).padStart(2, "0")}-${name}.png`), fullPage: true });
+  // What a person reads never shows a missing value as a word.
+  const shown = await page.evaluate(() => document.body.innerText);
+  const leak = shown.match(/\b(null|undefined|NaN)\b/);
+  if (leak) throw new Error(`"${leak[0]}" is shown on the page at ${name}`);
 }
 
 async function test(name, fn) {

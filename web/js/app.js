@@ -1,7 +1,7 @@
 // The Kith web client: a hash router and one function per page.
 
 import * as api from "./api.js";
-import { h, field, showError, toast, when, debounce, capacityBadge } from "./ui.js";
+import { h, fill, field, showError, toast, when, debounce, capacityBadge } from "./ui.js";
 import { groupsPage, groupPage } from "./groups.js";
 import { sessionsPage } from "./sessions.js";
 import { render, onLeave, leave } from "./page.js";
@@ -212,14 +212,14 @@ async function searchPage(params) {
     try {
       res = await api.call("GET", `/search/clinicians?${query}`);
     } catch (err) {
-      results.replaceChildren(h("p", { class: "error" }, err.message));
+      fill(results, h("p", { class: "error" }, err.message));
       return;
     }
     // A slower answer to an older query must not replace a newer one.
     if (asked !== searches) return;
     results.dataset.query = q.value.trim();
     drawFacets(res.facets);
-    results.replaceChildren(
+    fill(results,
       h("p", { class: "muted", id: "total" }, `${res.total} colleague${res.total === 1 ? "" : "s"}`),
       ...res.hits.map(hitCard),
       h("p", { class: "row" },
@@ -228,7 +228,7 @@ async function searchPage(params) {
   }
 
   function drawFacets(facets) {
-    sidebar.replaceChildren(
+    fill(sidebar,
       field("Licensed in", state),
       field("Distance from my practice", radius, here ? null : "Add your practice's location to your profile to use this."),
       h("label", { class: "check" }, tele, "Offers telehealth"),
@@ -324,7 +324,7 @@ async function referPage(params) {
         language: p.language, telehealth_ok: p.telehealth_ok, limit: 10,
       });
       picked = res.candidates.map((c) => c.clinician.user_id);
-      shortlist.replaceChildren(h("h2", {}, "Shortlist"), h("ol", {}, res.candidates.map((c) =>
+      fill(shortlist, h("h2", {}, "Shortlist"), h("ol", {}, res.candidates.map((c) =>
         h("li", {}, h("label", { class: "check" }, h("input", { type: "checkbox", checked: true, onchange: (e) => {
           const id = c.clinician.user_id;
           picked = e.target.checked ? [...picked, id] : picked.filter((x) => x !== id);
@@ -402,7 +402,7 @@ async function referralPage(id) {
         contact = h("section", { class: "card", id: "contact" }, h("h2", {}, "Client contact"), h("p", {}, c.full_name), c.phone ? h("p", {}, c.phone) : null, c.email ? h("p", {}, c.email) : null);
       } catch { /* not released */ }
     }
-    view.replaceChildren(
+    fill(view,
       h("h1", {}, `Referral: ${r.packet.concerns.map((c) => label("specialties", c)).join(", ")}`),
       h("p", {}, h("span", { class: "chip", id: "status" }, r.status), " ", r.mode, r.deadline ? ` · answer by ${when(r.deadline)}` : ""),
       h("p", { class: "muted" }, `${r.packet.age_band.replace("_", " ")}, ${r.packet.state}, ${r.packet.urgency}`), r.packet.note ? h("p", {}, r.packet.note) : null,

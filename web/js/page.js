@@ -2,11 +2,13 @@
 // registers a cleanup (a timer, a socket) that runs when the person moves on.
 // Pages import it; the router calls `leave` before drawing the next page.
 
+import { fill } from "./ui.js";
+
 const main = document.getElementById("main");
 let leaving = [];
 
 export function render(...nodes) {
-  main.replaceChildren(...nodes);
+  fill(main, ...nodes);
   main.focus();
 }
 
