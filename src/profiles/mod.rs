@@ -53,6 +53,60 @@ pub async fn create_empty(
     crate::outbox::enqueue(conn, user_id, now).await
 }
 
+/// The licensed states of each of `ids` whose account is enabled. Takes a
+/// shared connection so the caller can pipeline it beside its own writes.
+pub async fn licensed_states(
+    mut conn: &AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, Vec<String>)>> {
+    let query = profiles::table
+        .inner_join(users::table.on(users::id.eq(profiles::user_id)))
+        .filter(users::disabled_at.is_null())
+        .select((profiles::user_id, profiles::license_states))
+        .into_boxed();
+    // One colleague by equality: PostgreSQL then reuses one plan. For
+    // `= ANY(array)` it plans afresh on every call, because it prices a plan
+    // for an unknown array above one for the array given.
+    let query = match ids {
+        [one] => query.filter(profiles::user_id.eq(*one)),
+        many => query.filter(profiles::user_id.eq_any(many)),
+    };
+    query.load(&mut conn).await
+}
+
+/// A clinician's licence as their profile states it: states and number.
+pub async fn license(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+) -> QueryResult<Option<(Vec<String>, Option<String>)>> {
+    profiles::table
+        .find(user)
+        .select((profiles::license_states, profiles::license_number))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Reserves one of `user`'s open slots (accepting a referral); false when
+/// none is open. Never below zero: the UPDATE only matches with a slot to take.
+pub async fn take_open_slot(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let taken = diesel::update(
+        profiles::table.filter(profiles::user_id.eq(user).and(profiles::open_slots.gt(0))),
+    )
+    .set((
+        profiles::open_slots.eq(profiles::open_slots - 1),
+        profiles::updated_at.eq(now),
+    ))
+    .reused()
+    .execute(conn)
+    .await?;
+    Ok(taken == 1)
+}
+
 pub async fn set_verified(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,

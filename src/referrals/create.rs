@@ -23,7 +23,7 @@ use crate::{
     auth::AuthUser,
     db::{
         Reuse,
-        schema::{profiles, referral_contacts, referral_events, referral_offers, referrals, users},
+        schema::{referral_contacts, referral_events, referral_offers, referrals},
     },
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
@@ -232,21 +232,7 @@ pub async fn create_referral(
             // a refusal rolls the insert back with the transaction.
             let shared: &AsyncPgConnection = conn;
             let check = async {
-                let mut c = shared;
-                let query = profiles::table
-                    .inner_join(users::table.on(users::id.eq(profiles::user_id)))
-                    .filter(users::disabled_at.is_null())
-                    .select((profiles::user_id, profiles::license_states))
-                    .into_boxed();
-                // One colleague by equality: PostgreSQL then reuses one plan. For
-                // `= ANY(array)` it plans afresh on every call, because it prices
-                // a plan for an unknown array above one for the array given.
-                let query = match recipients.as_slice() {
-                    [one] => query.filter(profiles::user_id.eq(*one)),
-                    many => query.filter(profiles::user_id.eq_any(many)),
-                };
-                query
-                    .load::<(Uuid, Vec<String>)>(&mut c)
+                crate::profiles::licensed_states(shared, &recipients)
                     .await
                     .map_err(AppError::from)
             };

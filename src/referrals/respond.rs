@@ -4,8 +4,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,10 +22,7 @@ use super::{
 use crate::{
     audit,
     auth::AuthUser,
-    db::{
-        Reuse,
-        schema::{profiles, referral_offers, referrals},
-    },
+    db::schema::{referral_offers, referrals},
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     state::AppState,
@@ -48,25 +44,6 @@ pub fn my_open_offer(offers: &[Offer], user: Uuid) -> AppResult<&Offer> {
 pub struct AcceptInput {
     /// `slot` (default: takes one open slot) or `waitlist`.
     pub onto: Option<AcceptTarget>,
-}
-
-/// Takes one of `user`'s open slots; false when none is open (never below zero).
-async fn take_slot(
-    conn: &mut AsyncPgConnection,
-    user: Uuid,
-    now: DateTime<Utc>,
-) -> QueryResult<bool> {
-    let taken = diesel::update(
-        profiles::table.filter(profiles::user_id.eq(user).and(profiles::open_slots.gt(0))),
-    )
-    .set((
-        profiles::open_slots.eq(profiles::open_slots - 1),
-        profiles::updated_at.eq(now),
-    ))
-    .reused()
-    .execute(conn)
-    .await?;
-    Ok(taken == 1)
 }
 
 /// Accepts the referral: one open slot is taken in the same transaction; with
@@ -93,7 +70,7 @@ pub async fn accept_referral(
             let offer = my_open_offer(&offers, auth.user_id)?.clone();
             let from = referral.status;
             let to = state::next(from, Event::Accept)?;
-            if onto == AcceptTarget::Slot && !take_slot(conn, auth.user_id, now).await? {
+            if onto == AcceptTarget::Slot && !crate::profiles::take_open_slot(conn, auth.user_id, now).await? {
                 return Err(AppError::conflict(
                     Code::NoOpenSlot,
                     "You have no open slots. Accept onto your waitlist instead, or update your capacity.",

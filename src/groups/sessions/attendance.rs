@@ -17,7 +17,7 @@ use super::{
 use crate::{
     audit,
     auth::AuthUser,
-    db::schema::{group_members, group_sessions, profiles, room_visits, session_attendance, users},
+    db::schema::{group_members, group_sessions, room_visits, session_attendance, users},
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     state::AppState,
@@ -117,12 +117,7 @@ pub(super) async fn sign_off(
             .select(users::display_name)
             .first(conn)
             .await?;
-        let license: Option<(Vec<String>, Option<String>)> = profiles::table
-            .find(auth.user_id)
-            .select((profiles::license_states, profiles::license_number))
-            .first(conn)
-            .await
-            .optional()?;
+        let license = crate::profiles::license(conn, auth.user_id).await?;
         let license = license.and_then(|(states, number)| {
             number.map(|n| match <[String]>::first(&states) {
                 Some(state) => format!("{state} {n}"),
