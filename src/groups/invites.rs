@@ -333,12 +333,8 @@ pub(super) async fn answerable(
     if !allowed {
         return Err(AppError::not_found("No such invitation."));
     }
-    if invite.status != InviteStatus::Pending {
-        return Err(AppError::conflict(
-            Code::AlreadyAnswered,
-            format!("This was already answered ({}).", invite.status),
-        ));
-    }
+    // Either answer will do: only whether it can still be answered matters here.
+    invite.status.answer(true)?;
     Ok((invite, group))
 }
 
@@ -355,18 +351,20 @@ pub(super) async fn answer(
     let group_id = conn
         .transaction::<_, AppError, _>(async |conn| {
             let (invite, group) = answerable(conn, invite_id, auth.user_id).await?;
-            diesel::update(group_invites::table.find(invite_id))
-                .set((
-                    group_invites::status.eq(if accept {
-                        InviteStatus::Accepted
-                    } else {
-                        InviteStatus::Declined
-                    }),
+            let to = invite.status.answer(accept)?;
+            crate::guarded_update!(
+                conn,
+                group_invites::table,
+                invite_id,
+                group_invites::status,
+                invite.status,
+                (
+                    group_invites::status.eq(to),
                     group_invites::responded_at.eq(now),
                     group_invites::responded_by.eq(auth.user_id),
-                ))
-                .execute(conn)
-                .await?;
+                ),
+                "invitation"
+            )?;
             // The new member: the invitee, or whoever asked.
             let joiner = if invite.kind == InviteKind::Invite {
                 auth.user_id

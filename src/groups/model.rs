@@ -6,7 +6,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::schema::{group_invites, groups};
+use crate::{
+    db::schema::{group_invites, groups},
+    error::{AppError, Code},
+};
 
 crate::text_enum! {
     /// A member's part in a group. Hosts run it; moderators keep the room in
@@ -42,6 +45,21 @@ crate::text_enum! {
         Accepted = "accepted",
         Declined = "declined",
         Cancelled = "cancelled",
+    }
+}
+
+impl InviteStatus {
+    /// The status after the invitee (or, for a request, a host) answers; a
+    /// 409 `already_answered` once it is no longer pending.
+    pub fn answer(self, accept: bool) -> Result<InviteStatus, AppError> {
+        match (self, accept) {
+            (InviteStatus::Pending, true) => Ok(InviteStatus::Accepted),
+            (InviteStatus::Pending, false) => Ok(InviteStatus::Declined),
+            (answered, _) => Err(AppError::conflict(
+                Code::AlreadyAnswered,
+                format!("This was already answered ({answered})."),
+            )),
+        }
     }
 }
 
