@@ -27,6 +27,7 @@ pub mod signal;
 pub mod startup;
 pub mod state;
 pub mod text;
+pub mod visits;
 pub mod worker;
 
 pub use clock::Clock;

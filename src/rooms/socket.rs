@@ -8,8 +8,6 @@ use std::{
 };
 
 use actix_ws::{AggregatedMessage as Message, CloseCode, CloseReason, ProtocolError};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -21,8 +19,6 @@ use super::{
     protocol::{self, ClientFrame, MAX_BODY_CHARS, MAX_FRAME_BYTES, ServerFrame},
 };
 use crate::{
-    db::Reuse,
-    db::schema::room_visits,
     error::{AppError, AppResult, Code},
     groups::model::GroupRole,
     state::AppState,
@@ -346,16 +342,8 @@ impl Conn {
         // The room's starting point if it is new here: read before registering,
         // so a message committed in between is delivered, not skipped.
         let cursor = super::last_message_id(&mut db, group).await?;
-        let visit: i64 = diesel::insert_into(room_visits::table)
-            .values((
-                room_visits::instance_id.eq(state.hub.instance),
-                room_visits::group_id.eq(group),
-                room_visits::user_id.eq(self.caller.user),
-                room_visits::joined_at.eq(now),
-            ))
-            .returning(room_visits::id)
-            .get_result(&mut db)
-            .await?;
+        let visit =
+            crate::visits::open(&mut db, state.hub.instance, group, self.caller.user, now).await?;
         let online = super::online(&state, &mut db, group).await?;
         state.hub.enter(
             group,
@@ -396,11 +384,7 @@ impl Conn {
         let user = self.caller.user;
         let result: AppResult<()> = async {
             let mut db = state.pool.get().await?;
-            diesel::update(room_visits::table.find(room.visit))
-                .set(room_visits::left_at.eq(state.clock.now()))
-                .reused()
-                .execute(&mut db)
-                .await?;
+            crate::visits::close(&mut db, room.visit, state.clock.now()).await?;
             super::announce(
                 &mut db,
                 &Signal::Presence {

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     audit,
     auth::AuthUser,
-    db::schema::{group_members, group_sessions, room_visits, session_attendance, users},
+    db::schema::{group_members, group_sessions, session_attendance, users},
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     state::AppState,
@@ -33,29 +33,18 @@ pub(super) async fn take_attendance(
     let Some(started_at) = session.started_at else {
         return Ok(());
     };
-    let members = group_members::table
-        .filter(group_members::group_id.eq(session.group_id))
-        .select(group_members::user_id);
-    let visits: Vec<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> = room_visits::table
+    let attendees: Vec<Uuid> = group_members::table
         .filter(
-            room_visits::group_id
+            group_members::group_id
                 .eq(session.group_id)
-                .and(room_visits::joined_at.lt(ended_at))
-                .and(
-                    room_visits::left_at
-                        .is_null()
-                        .or(room_visits::left_at.gt(started_at)),
-                )
-                .and(room_visits::user_id.ne(session.host_id))
-                .and(room_visits::user_id.eq_any(members)),
+                .and(group_members::user_id.ne(session.host_id)),
         )
-        .select((
-            room_visits::user_id,
-            room_visits::joined_at,
-            room_visits::left_at,
-        ))
+        .select(group_members::user_id)
         .load(conn)
         .await?;
+    let visits =
+        crate::visits::overlapping(conn, session.group_id, &attendees, started_at, ended_at)
+            .await?;
     let mut by_user: std::collections::BTreeMap<Uuid, Vec<stays::Stay>> = Default::default();
     for (user, joined, left) in visits {
         by_user

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::users::Person,
-    db::schema::{group_sessions, groups, room_visits, session_attendance, users},
+    db::schema::{group_sessions, groups, session_attendance, users},
     error::{AppError, AppResult},
 };
 
@@ -261,20 +261,6 @@ pub async fn may_enter(conn: &mut AsyncPgConnection, group: Uuid, user: Uuid) ->
     if session.host_id == user {
         return Ok(true);
     }
-    let present: bool = diesel::select(diesel::dsl::exists(
-        room_visits::table.filter(
-            room_visits::group_id
-                .eq(group)
-                .and(room_visits::user_id.eq(user))
-                .and(room_visits::joined_at.le(locked_at))
-                .and(
-                    room_visits::left_at
-                        .is_null()
-                        .or(room_visits::left_at.ge(locked_at - RECONNECT_GRACE)),
-                ),
-        ),
-    ))
-    .get_result(conn)
-    .await?;
+    let present = crate::visits::present_at(conn, group, user, locked_at, RECONNECT_GRACE).await?;
     Ok(present)
 }
