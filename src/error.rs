@@ -58,6 +58,8 @@ codes! {
     InvalidRefreshToken = "invalid_refresh_token", UNAUTHORIZED;
     /// A used refresh token was presented; the whole sign-in ended.
     RefreshTokenReused = "refresh_token_reused", UNAUTHORIZED;
+    /// A password reset link is unknown, already used or expired.
+    InvalidResetLink = "invalid_reset_link", BAD_REQUEST;
     /// The websocket ticket is unknown, used or expired.
     InvalidTicket = "invalid_ticket", UNAUTHORIZED;
     /// Signed in, but not allowed to do this.

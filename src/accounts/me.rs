@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::tokens::{AuthTokens, invalid_credentials, start_session};
-use crate::auth::{AuthUser, password, sessions, users};
+use crate::auth::{AuthUser, password, users};
 use crate::{
     audit,
     db::Reuse,
@@ -102,32 +102,16 @@ pub(super) async fn change_password(
         },
     )?;
     let hash = password::hash(body.new_password).await?;
-    let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let tokens = conn
         .transaction::<_, AppError, _>(async |conn| {
             let (state, meta, user, hash) = (&state, &meta, &user, &hash);
-            diesel::update(users_t::table.find(user.id))
-                .set((users_t::password_hash.eq(hash), users_t::updated_at.eq(now)))
-                .reused()
-                .execute(conn)
-                .await?;
-            sessions::revoke_all(conn, user.id, now, "password_changed").await?;
-            audit::record(
-                conn,
-                now,
-                meta,
-                audit::Event::new(
-                    Some(user.id),
-                    audit::Action::AccountPasswordChanged,
-                    "user",
-                    user.id,
-                ),
-            )
-            .await?;
+            let action = audit::Action::AccountPasswordChanged;
+            super::reset::set_password(conn, state, meta, user, hash, action).await?;
             start_session(state, conn, user, meta).await
         })
         .await?;
     state.sessions.forget_user(auth.user_id);
+    state.courier_wake.notify_one();
     Ok(HttpResponse::Ok().json(tokens))
 }

@@ -1,10 +1,12 @@
 //! Accounts: register, sign in, refresh, sign out, read and change one's own
-//! account (`register`, `sign_in`, `me`; `tokens` issues a sign-in's tokens),
+//! account (`register`, `sign_in`, `me`, `reset` for a forgotten password;
+//! `tokens` issues a sign-in's tokens),
 //! and what only administrators may do (`admin`).
 
 pub mod admin;
 mod me;
 mod register;
+mod reset;
 mod sign_in;
 mod tokens;
 
@@ -19,6 +21,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(sign_in::logout)
         .service(me::me)
         .service(me::change_password)
-        .service(me::set_time_zone);
+        .service(me::set_time_zone)
+        .service(reset::request_reset)
+        .service(reset::confirm_reset);
     admin::routes(cfg);
 }

@@ -152,7 +152,7 @@ pub(super) async fn refresh(
     meta: RequestMeta,
     body: ApiJson<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
-    let token_hash = tokens::hash_refresh_token(body.0.refresh_token.trim());
+    let token_hash = tokens::hash_opaque_token(body.0.refresh_token.trim());
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let outcome = conn

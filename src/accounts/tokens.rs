@@ -63,12 +63,12 @@ pub(super) async fn issue_tokens(
     session_id: Uuid,
 ) -> AppResult<AuthTokens> {
     let now = state.clock.now();
-    let refresh_token = tokens::new_refresh_token();
+    let refresh_token = tokens::new_opaque_token();
     let idle =
         chrono::Duration::from_std(state.settings.refresh_idle_ttl).map_err(AppError::internal)?;
     diesel::insert_into(refresh_tokens::table)
         .values((
-            refresh_tokens::token_hash.eq(tokens::hash_refresh_token(&refresh_token)),
+            refresh_tokens::token_hash.eq(tokens::hash_opaque_token(&refresh_token)),
             refresh_tokens::session_id.eq(session_id),
             refresh_tokens::issued_at.eq(now),
             refresh_tokens::expires_at.eq(now + idle),

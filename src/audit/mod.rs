@@ -21,6 +21,8 @@ crate::text_enum! {
     pub enum Action {
         AccountRegistered = "account.registered",
         AccountPasswordChanged = "account.password_changed",
+        AccountPasswordResetRequested = "account.password_reset_requested",
+        AccountPasswordReset = "account.password_reset",
         AccountRoleChanged = "account.role_changed",
         AccountDisabled = "account.disabled",
         AccountEnabled = "account.enabled",

@@ -92,13 +92,13 @@ impl TokenKeys {
     }
 }
 
-/// A new opaque refresh token (256 random bits).
-pub fn new_refresh_token() -> String {
+/// A new opaque token (256 random bits): refresh tokens and one-time links.
+pub fn new_opaque_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+pub fn hash_opaque_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -143,6 +143,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_resets (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     profiles (user_id) {
         user_id -> Uuid,
         credentials -> Array<Text>,
@@ -355,6 +365,7 @@ diesel::joinable!(messages -> users (author_id));
 diesel::joinable!(notifications -> groups (group_id));
 diesel::joinable!(notifications -> referrals (referral_id));
 diesel::joinable!(notifications -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(referral_contacts -> referrals (referral_id));
 diesel::joinable!(referral_events -> referrals (referral_id));
 diesel::joinable!(referral_events -> users (actor_id));
@@ -377,6 +388,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     messages,
     notifications,
+    password_resets,
     profiles,
     referral_contacts,
     referral_events,

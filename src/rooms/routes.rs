@@ -68,11 +68,11 @@ async fn issue_ticket(
     if let Some(group) = input.group_id {
         crate::groups::require_member(&mut conn, group, auth.user_id).await?;
     }
-    let ticket = tokens::new_refresh_token();
+    let ticket = tokens::new_opaque_token();
     let expires_at = state.clock.now() + chrono::Duration::seconds(TICKET_SECONDS);
     diesel::insert_into(ws_tickets::table)
         .values((
-            ws_tickets::ticket_hash.eq(tokens::hash_refresh_token(&ticket)),
+            ws_tickets::ticket_hash.eq(tokens::hash_opaque_token(&ticket)),
             ws_tickets::user_id.eq(auth.user_id),
             ws_tickets::session_id.eq(auth.session_id),
             ws_tickets::group_id.eq(input.group_id),
@@ -139,7 +139,7 @@ async fn connect(
     let redeemed: Option<(Uuid, Uuid, Option<Uuid>)> = diesel::delete(
         ws_tickets::table.filter(
             ws_tickets::ticket_hash
-                .eq(tokens::hash_refresh_token(&query.ticket))
+                .eq(tokens::hash_opaque_token(&query.ticket))
                 .and(ws_tickets::expires_at.gt(now)),
         ),
     )

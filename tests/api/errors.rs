@@ -172,6 +172,8 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/api/v1/auth/register"),
         ("post", "/api/v1/auth/login"),
         ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/password-reset"),
+        ("post", "/api/v1/auth/password-reset/confirm"),
         ("post", "/api/v1/auth/logout"),
         ("get", "/api/v1/me"),
         ("post", "/api/v1/me/password"),

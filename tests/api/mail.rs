@@ -1,92 +1,12 @@
 //! Email at every step, through a real SMTP server on loopback (aiosmtpd),
 //! retried when the server is away; in-app notifications beside it.
 
-use std::{path::PathBuf, process::Child, time::Duration};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Clinician, TestApp};
-
-/// A real SMTP server (Debian's python3-aiosmtpd) writing to a Maildir.
-struct SmtpServer {
-    child: Child,
-    pub port: u16,
-    maildir: PathBuf,
-}
-
-impl SmtpServer {
-    fn start_on(port: u16) -> Self {
-        let maildir =
-            std::env::temp_dir().join(format!("kith-maildir-{}", uuid::Uuid::new_v4().simple()));
-        let python = if std::path::Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut child = std::process::Command::new(python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&maildir)
-            .spawn()
-            .expect("python3 -m aiosmtpd (install python3-aiosmtpd; scripts/test does)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self {
-                    child,
-                    port,
-                    maildir,
-                };
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("aiosmtpd did not start on port {port}");
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// Every message received so far, as raw text.
-    fn messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
-                for e in entries.flatten() {
-                    // Undo quoted-printable soft line breaks so text can be searched whole.
-                    let raw = std::fs::read_to_string(e.path()).unwrap_or_default();
-                    out.push(
-                        raw.replace("=\r\n", "")
-                            .replace("=\n", "")
-                            .replace("=3D", "="),
-                    );
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
-}
+use crate::support::{Clinician, SmtpServer, TestApp, wait_for};
 
 async fn colleague(app: &TestApp, name: &str) -> Clinician {
     let person = app.register(name).await;
@@ -108,16 +28,6 @@ fn referral(to: &Clinician) -> serde_json::Value {
         "packet": {"age_band": "adult", "state": "NY", "concerns": ["grief"], "urgency": "soon"},
         "contact": {"full_name": "Riley Confidential", "email": "riley@example.net"}
     })
-}
-
-async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

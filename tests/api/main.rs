@@ -8,6 +8,7 @@ mod errors;
 mod groups;
 mod mail;
 mod migrations;
+mod passwords;
 mod profiles;
 mod referrals;
 mod rooms;

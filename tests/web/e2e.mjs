@@ -4,7 +4,7 @@
 // DATABASE_URL (an account that may create databases) and target/debug/kith.
 
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, mkdtempSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -346,6 +346,52 @@ await test("signing out ends the session in the browser", async () => {
   await ben.page.getByRole("heading", { name: "Sign in" }).waitFor();
   await ben.page.goto(`${base}/#/referrals`);
   await ben.page.getByRole("heading", { name: "Sign in" }).waitFor();
+});
+
+// Mail is written as .eml files here (no SMTP server in this run).
+function mailTo(address, subject) {
+  const dir = join(env.KITH_DATA_DIR, "mail");
+  return readdirSync(dir)
+    .map((f) => readFileSync(join(dir, f), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "="))
+    .filter((m) => m.includes(`To: ${address}`) && m.includes(subject));
+}
+
+await test("a forgotten password: the emailed link sets a new one, once, at desk and phone sizes", async () => {
+  const page = ben.page;
+  await page.goto(`${base}/#/signin`);
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await page.getByRole("heading", { name: "Forgot your password?" }).waitFor();
+  await page.getByLabel("Email").fill(ben.email);
+  await page.getByRole("button", { name: "Email me a link" }).click();
+  await page.getByRole("status").filter({ hasText: "emailed it a link" }).waitFor();
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot(page, "forgot-password");
+  let mails = [];
+  for (let i = 0; i < 100 && !mails.length; i++) {
+    mails = mailTo(ben.email, "Reset your Kith password");
+    if (!mails.length) await new Promise((r) => setTimeout(r, 50));
+  }
+  const link = mails[0]?.match(/http\S+#\/reset-password\?token=[\w-]+/)?.[0];
+  assert.ok(link, "the reset email carries a link");
+  await page.goto(link);
+  await page.getByRole("heading", { name: "Choose a new password" }).waitFor();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, "reset-password-phone");
+  const fresh = "harbour violet seventeen kites";
+  await page.getByLabel("New password").fill(fresh);
+  await page.getByRole("button", { name: "Set password" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  // The link is spent: a second use says so next to nothing but the form.
+  await page.goto(link);
+  await page.getByLabel("New password").fill("another long passphrase");
+  await page.getByRole("button", { name: "Set password" }).click();
+  await page.locator(".error:not([hidden])").filter({ hasText: "already used" }).waitFor();
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await page.goto(`${base}/#/signin`);
+  await page.getByLabel("Email").fill(ben.email);
+  await page.getByLabel("Password").fill(fresh);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Find colleagues" }).waitFor();
 });
 
 await browser.close();

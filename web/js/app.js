@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { h, fill, field, showError, toast, when, debounce, capacityBadge } from "./ui.js";
 import { groupsPage, groupPage } from "./groups.js";
 import { sessionsPage } from "./sessions.js";
+import { forgotPasswordPage, resetPasswordPage } from "./passwords.js";
 import { render, onLeave, leave } from "./page.js";
 
 let taxonomy = null;
@@ -39,6 +40,7 @@ function signInPage() {
     h("p", { class: "error", hidden: true }),
     field("Email", email), field("Password", password),
     h("p", {}, h("button", { type: "submit" }, "Sign in")),
+    h("p", { class: "muted" }, h("a", { href: "#/forgot-password" }, "Forgot your password?")),
     h("p", { class: "muted" }, "New to Kith? ", h("a", { href: "#/signup" }, "Create an account")));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -455,6 +457,8 @@ async function notificationsPage() {
 const routes = [
   [/^#\/signin$/, signInPage, false],
   [/^#\/signup$/, signUpPage, false],
+  [/^#\/forgot-password$/, forgotPasswordPage, false],
+  [/^#\/reset-password$/, resetPasswordPage, false],
   [/^#\/profile$/, profilePage, true],
   [/^#\/search$/, searchPage, true],
   [/^#\/refer$/, referPage, true],
