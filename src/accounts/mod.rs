@@ -1,5 +1,6 @@
 //! Accounts: register, sign in, refresh, sign out, read and change one's own
-//! account (`register`, `sign_in`, `me`, `reset` for a forgotten password;
+//! account (`register`, `sign_in`, `me`, `reset` for a forgotten password,
+//! `sign_ins` to see and end them;
 //! `tokens` issues a sign-in's tokens),
 //! and what only administrators may do (`admin`).
 
@@ -8,6 +9,7 @@ mod me;
 mod register;
 mod reset;
 mod sign_in;
+mod sign_ins;
 mod tokens;
 
 pub use register::RegisterRequest;
@@ -23,6 +25,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(me::change_password)
         .service(me::set_time_zone)
         .service(reset::request_reset)
-        .service(reset::confirm_reset);
+        .service(reset::confirm_reset)
+        .service(sign_ins::list_sign_ins)
+        .service(sign_ins::end_sign_in);
     admin::routes(cfg);
 }

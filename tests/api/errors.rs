@@ -174,6 +174,8 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/api/v1/auth/refresh"),
         ("post", "/api/v1/auth/password-reset"),
         ("post", "/api/v1/auth/password-reset/confirm"),
+        ("get", "/api/v1/me/sign-ins"),
+        ("delete", "/api/v1/me/sign-ins/{id}"),
         ("post", "/api/v1/auth/logout"),
         ("get", "/api/v1/me"),
         ("post", "/api/v1/me/password"),

@@ -16,5 +16,6 @@ mod search;
 mod search_contract;
 mod seed;
 mod sessions;
+mod sign_ins;
 mod statements;
 mod support;

@@ -394,6 +394,32 @@ await test("a forgotten password: the emailed link sets a new one, once, at desk
   await page.getByRole("heading", { name: "Find colleagues" }).waitFor();
 });
 
+await test("a clinician sees where she is signed in and signs out another browser", async () => {
+  const laptop = await person("Ana");
+  await laptop.page.goto(`${base}/#/signin`);
+  await laptop.page.getByLabel("Email").fill(ana.email);
+  await laptop.page.getByLabel("Password").fill(password);
+  await laptop.page.getByRole("button", { name: "Sign in" }).click();
+  await laptop.page.getByRole("heading", { name: "Find colleagues" }).waitFor();
+  const page = laptop.page;
+  await page.goto(`${base}/#/profile`);
+  const section = page.getByRole("region", { name: "Where you are signed in" });
+  await section.getByText("(this browser)").waitFor();
+  const others = section.getByRole("button", { name: "Sign out there" });
+  assert.ok((await others.count()) >= 1, "the other browser is listed");
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await section.scrollIntoViewIfNeeded();
+  await shot(page, "sign-ins");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await section.scrollIntoViewIfNeeded();
+  await shot(page, "sign-ins-phone");
+  const before = await others.count();
+  await others.first().click();
+  await page.getByText(/^Signed out /).waitFor();
+  assert.equal(await section.getByRole("button", { name: "Sign out there" }).count(), before - 1);
+  await laptop.context.close();
+});
+
 await browser.close();
 await stopServer();
 psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);

@@ -4,7 +4,7 @@ import * as api from "./api.js";
 import { h, fill, field, showError, toast, when, debounce, capacityBadge } from "./ui.js";
 import { groupsPage, groupPage } from "./groups.js";
 import { sessionsPage } from "./sessions.js";
-import { forgotPasswordPage, resetPasswordPage } from "./passwords.js";
+import { forgotPasswordPage, resetPasswordPage, signInsSection } from "./account.js";
 import { render, onLeave, leave } from "./page.js";
 
 let taxonomy = null;
@@ -171,7 +171,7 @@ async function profilePage() {
       showError(form, err);
     }
   });
-  render(h("h1", {}, "My profile"), capForm, form);
+  render(h("h1", {}, "My profile"), capForm, form, await signInsSection());
 }
 
 // ---------- find colleagues ----------

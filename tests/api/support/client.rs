@@ -131,6 +131,10 @@ impl Clinician {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
     pub async fn profile(&self) -> Value {
         self.get("/api/v1/profiles/me")
             .await

@@ -1,8 +1,9 @@
-// A forgotten password: ask for a link by email, then choose a new password
-// from the link. Neither page needs a sign-in.
+// Getting in and staying in control of an account: a forgotten password
+// (ask for a link by email, then choose a new password from the link; neither
+// page needs a sign-in), and the list of one's sign-ins, each of which can be ended.
 
 import * as api from "./api.js";
-import { h, field, showError, toast } from "./ui.js";
+import { h, field, showError, toast, when } from "./ui.js";
 import { render } from "./page.js";
 
 export function forgotPasswordPage() {
@@ -51,4 +52,28 @@ export function resetPasswordPage(params) {
     }
   });
   render(form);
+}
+
+// My sign-ins, each with a way to end it (shown on my profile page).
+export async function signInsSection() {
+  const list = h("ul", { class: "sign-ins", "aria-live": "polite" });
+  const section = h("section", { class: "card", "aria-labelledby": "sign-ins-title" },
+    h("h2", { id: "sign-ins-title" }, "Where you are signed in"), list);
+  async function draw() {
+    const signIns = await api.call("GET", "/me/sign-ins");
+    list.replaceChildren(...signIns.map((s) => h("li", { class: "row" },
+      h("span", {}, h("strong", {}, s.browser), s.current ? " (this browser)" : "",
+        h("span", { class: "muted" }, ` · from ${s.ip || "an unknown address"} · signed in ${when(s.started_at)} · last used ${when(s.last_used_at)}`)),
+      s.current ? null : h("button", { class: "secondary", onclick: async () => {
+        try {
+          await api.call("DELETE", `/me/sign-ins/${s.id}`);
+          toast(`Signed out ${s.browser}.`);
+          await draw();
+        } catch (err) {
+          toast(err.message);
+        }
+      } }, "Sign out there"))));
+  }
+  await draw();
+  return section;
 }
