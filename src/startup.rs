@@ -8,8 +8,8 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use crate::{
-    api::api_v1, audit, auth, clock::Clock, config::Settings, db, error, groups, health, http,
-    notify, openapi, profiles, referrals, rooms, search, state::AppState,
+    accounts, api::api_v1, audit, auth, clock::Clock, config::Settings, db, error, groups, health,
+    http, notify, openapi, profiles, referrals, rooms, search, state::AppState,
 };
 
 impl AppState {
@@ -135,19 +135,7 @@ impl Application {
                 app
             };
             app.default_service(web::to(health::not_found))
-                .wrap(
-                    middleware::DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer"))
-                        .add(("X-Frame-Options", "DENY"))
-                        // The web client is plain modules from this origin: no inline code.
-                        .add((
-                            "Content-Security-Policy",
-                            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-                             frame-ancestors 'none'",
-                        )),
-                )
+                .wrap(security_headers(&data.settings.public_url))
                 .wrap(middleware::ErrorHandlers::new().default_handler(http::json_error_fallback))
                 .wrap(TracingLogger::<http::KithRootSpan>::new())
         })
@@ -169,6 +157,10 @@ impl Application {
         let mut workers = vec![tokio::spawn(rooms::run(state.clone()))];
         if state.settings.run_workers {
             workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
+            workers.push(tokio::spawn(accounts::housekeeping::run(
+                state.pool.clone(),
+                state.clock.clone(),
+            )));
             workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
             workers.push(tokio::spawn(referrals::run_worker(state.clone())));
             workers.push(tokio::spawn(state.courier().run()));
@@ -225,6 +217,29 @@ impl AppState {
             clock: self.clock.clone(),
             wake: self.indexer_wake.clone(),
         }
+    }
+}
+
+/// The headers every answer carries; HSTS too when people reach Kith over https.
+fn security_headers(public_url: &str) -> middleware::DefaultHeaders {
+    let headers = middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("X-Frame-Options", "DENY"))
+        // The web client is plain modules from this origin: no inline code.
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ));
+    if public_url.starts_with("https://") {
+        headers.add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        headers
     }
 }
 

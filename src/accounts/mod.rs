@@ -5,6 +5,7 @@
 //! and what only administrators may do (`admin`).
 
 pub mod admin;
+pub mod housekeeping;
 mod me;
 mod register;
 mod reset;

@@ -160,8 +160,9 @@ pub async fn load_view(
 
 fn with_etag(view: &ProfileView) -> HttpResponse {
     HttpResponse::Ok()
+        // The ETag is for `If-Match` on the next edit; the profile itself is
+        // personal data, so no cache keeps it (the API scope says no-store).
         .insert_header(("ETag", format!("\"{}\"", view.version)))
-        .insert_header(("Cache-Control", "private, no-cache"))
         .json(view)
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod errors;
 mod groups;
+mod housekeeping;
 mod mail;
 mod migrations;
 mod passwords;
