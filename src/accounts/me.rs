@@ -95,12 +95,7 @@ pub(super) async fn change_password(
             ..invalid_credentials()
         });
     }
-    password::check_policy(&body.new_password, &[&user.email, &user.display_name]).map_err(
-        |e| AppError {
-            field: Some("new_password".into()),
-            ..e
-        },
-    )?;
+    super::reset::check_new_password(&body.new_password, &user)?;
     let hash = password::hash(body.new_password).await?;
     let mut conn = state.pool.get().await?;
     let tokens = conn

@@ -55,6 +55,15 @@ fn dead_link() -> AppError {
     )
 }
 
+/// The password rules of registration, for a new password of `user`; the
+/// error names `new_password`.
+pub(super) fn check_new_password(password: &str, user: &users::User) -> AppResult<()> {
+    password::check_policy(password, &[&user.email, &user.display_name]).map_err(|e| AppError {
+        field: Some("new_password".into()),
+        ..e
+    })
+}
+
 /// Sets `user`'s password hash, ends every sign-in, kills outstanding reset
 /// links, audits `action` and emails the account's address, inside the
 /// caller's transaction.
@@ -214,12 +223,7 @@ pub(super) async fn confirm_reset(
     let user = link_owner(&mut conn, &input.token, now).await?;
     drop(conn);
     // A weak password is refused before the link is spent, so it can be tried again.
-    password::check_policy(&input.new_password, &[&user.email, &user.display_name]).map_err(
-        |e| AppError {
-            field: Some("new_password".into()),
-            ..e
-        },
-    )?;
+    check_new_password(&input.new_password, &user)?;
     let hash = password::hash(input.new_password).await?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
