@@ -84,6 +84,8 @@ codes! {
     EmailTaken = "email_taken", CONFLICT;
     /// The invitation or request was already answered.
     AlreadyAnswered = "already_answered", CONFLICT;
+    /// The invitation is older than its 14 days.
+    InvitationExpired = "invitation_expired", CONFLICT;
     /// This person already has an open invitation.
     AlreadyInvited = "already_invited", CONFLICT;
     /// This person is already a member.

@@ -49,6 +49,7 @@ crate::text_enum! {
         GroupCreated = "group.created",
         GroupEdited = "group.edited",
         GroupInvited = "group.invited",
+        GroupInviteRevoked = "group.invite_revoked",
         GroupJoinRequested = "group.join_requested",
         GroupInviteAccepted = "group.invite_accepted",
         GroupInviteDeclined = "group.invite_declined",

@@ -133,7 +133,7 @@ pub(super) async fn list_groups(
         .select(users_t::email)
         .first(&mut conn)
         .await?;
-    let invites = invites_where(&mut conn, Invites::To(email)).await?;
+    let invites = invites_where(&mut conn, Invites::To(email), state.clock.now()).await?;
     Ok(HttpResponse::Ok().json(GroupList {
         mine: mine_views,
         listed: listed_views,

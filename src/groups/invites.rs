@@ -3,14 +3,17 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::model::{Group, GroupRole, GroupView, Invite, InviteKind, InviteStatus, InviteView};
+use super::model::{
+    Group, GroupRole, GroupView, INVITATION_LIFETIME, Invite, InviteKind, InviteStatus, InviteView,
+};
 use super::store::*;
 use crate::{
     audit,
@@ -32,8 +35,12 @@ pub(super) enum Invites {
 }
 
 /// The 201 answer with the invitation or request just written.
-async fn created(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<HttpResponse> {
-    let shown = invites_where(conn, Invites::One(id))
+async fn created(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<HttpResponse> {
+    let shown = invites_where(conn, Invites::One(id), now)
         .await?
         .pop()
         .ok_or_else(|| AppError::internal("an invitation vanished inside its transaction"))?;
@@ -43,7 +50,12 @@ async fn created(conn: &mut AsyncPgConnection, id: Uuid) -> AppResult<HttpRespon
 pub(super) async fn invites_where(
     conn: &mut AsyncPgConnection,
     which: Invites,
+    now: DateTime<Utc>,
 ) -> AppResult<Vec<InviteView>> {
+    // Invitations older than their lifetime no longer show; requests always do.
+    let live = group_invites::kind
+        .eq(InviteKind::Request)
+        .or(group_invites::created_at.gt(now - INVITATION_LIFETIME));
     let mut query = group_invites::table
         .inner_join(groups::table)
         .order(group_invites::created_at)
@@ -55,12 +67,14 @@ pub(super) async fn invites_where(
             group_invites::email
                 .eq(email)
                 .and(group_invites::kind.eq(InviteKind::Invite))
-                .and(group_invites::status.eq(InviteStatus::Pending)),
+                .and(group_invites::status.eq(InviteStatus::Pending))
+                .and(live),
         ),
         Invites::Of(group) => query.filter(
             group_invites::group_id
                 .eq(group)
-                .and(group_invites::status.eq(InviteStatus::Pending)),
+                .and(group_invites::status.eq(InviteStatus::Pending))
+                .and(live),
         ),
     };
     let rows: Vec<(Invite, String)> = query.load(conn).await?;
@@ -84,6 +98,7 @@ pub(super) async fn invites_where(
         .into_iter()
         .map(|(invite, group_name)| InviteView {
             from_name: from(&invite).and_then(|id| names.get(&id).cloned()),
+            expires_at: invite.expires_at(),
             id: invite.id,
             group_id: invite.group_id,
             group_name,
@@ -140,6 +155,20 @@ pub(super) async fn invite_member(
                 "This colleague is already a member of the group.",
             ));
         }
+        // An expired invitation to the same address gives way to the new one.
+        diesel::update(
+            group_invites::table.filter(
+                group_invites::group_id
+                    .eq(id)
+                    .and(group_invites::email.eq(&email))
+                    .and(group_invites::kind.eq(InviteKind::Invite))
+                    .and(group_invites::status.eq(InviteStatus::Pending))
+                    .and(group_invites::created_at.le(now - INVITATION_LIFETIME)),
+            ),
+        )
+        .set(group_invites::status.eq(InviteStatus::Cancelled))
+        .execute(conn)
+        .await?;
         let inserted = diesel::insert_into(group_invites::table)
             .values((
                 group_invites::id.eq(invite_id),
@@ -205,7 +234,7 @@ pub(super) async fn invite_member(
     })
     .await?;
     state.courier_wake.notify_one();
-    created(&mut conn, invite_id).await
+    created(&mut conn, invite_id, now).await
 }
 
 /// Pending invitations and join requests of a group (hosts and moderators).
@@ -220,7 +249,7 @@ pub(super) async fn list_invites(
     let id = path.into_inner();
     let mut conn = state.pool.get().await?;
     require_moderator(&mut conn, id, auth.user_id).await?;
-    let views = invites_where(&mut conn, Invites::Of(id)).await?;
+    let views = invites_where(&mut conn, Invites::Of(id), state.clock.now()).await?;
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -302,7 +331,7 @@ pub(super) async fn request_to_join(
     })
     .await?;
     state.courier_wake.notify_one();
-    created(&mut conn, request_id).await
+    created(&mut conn, request_id, now).await
 }
 
 /// Who may answer an invitation: the invitee for an invitation, a host for a request.
@@ -310,6 +339,7 @@ pub(super) async fn answerable(
     conn: &mut AsyncPgConnection,
     invite_id: Uuid,
     user: Uuid,
+    now: DateTime<Utc>,
 ) -> AppResult<(Invite, Group)> {
     let invite: Invite = group_invites::table
         .find(invite_id)
@@ -335,6 +365,12 @@ pub(super) async fn answerable(
     }
     // Either answer will do: only whether it can still be answered matters here.
     invite.status.answer(true)?;
+    if invite.expires_at().is_some_and(|at| at <= now) {
+        return Err(AppError::conflict(
+            Code::InvitationExpired,
+            "This invitation expired; ask the group's hosts to invite you again.",
+        ));
+    }
     Ok((invite, group))
 }
 
@@ -350,7 +386,7 @@ pub(super) async fn answer(
     let mut conn = state.pool.get().await?;
     let group_id = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let (invite, group) = answerable(conn, invite_id, auth.user_id).await?;
+            let (invite, group) = answerable(conn, invite_id, auth.user_id, now).await?;
             let to = invite.status.answer(accept)?;
             crate::guarded_update!(
                 conn,
@@ -477,4 +513,61 @@ pub(super) async fn decline_invite(
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     answer(&state, &meta, &auth, path.into_inner(), false).await
+}
+
+/// A host withdraws a pending invitation or request to join; the invitee can
+/// no longer accept it.
+#[utoipa::path(tag = "groups", params(("id" = Uuid, Path), ("invite_id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[delete("/groups/{id}/invites/{invite_id}")]
+pub(super) async fn revoke_invite(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> AppResult<HttpResponse> {
+    let (group, invite_id) = path.into_inner();
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        require_host(conn, group, auth.user_id).await?;
+        let invite: Invite = group_invites::table
+            .find(invite_id)
+            .filter(group_invites::group_id.eq(group))
+            .select(Invite::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| AppError::not_found("No such invitation."))?;
+        let to = invite.status.revoke()?;
+        crate::guarded_update!(
+            conn,
+            group_invites::table,
+            invite_id,
+            group_invites::status,
+            invite.status,
+            (
+                group_invites::status.eq(to),
+                group_invites::responded_at.eq(now),
+                group_invites::responded_by.eq(auth.user_id),
+            ),
+            "invitation"
+        )?;
+        audit::record(
+            conn,
+            now,
+            &meta,
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::GroupInviteRevoked,
+                "group",
+                group,
+            )
+            .detail(serde_json::json!({ "invite": invite_id })),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(members::list_members)
         .service(invites::invite_member)
         .service(invites::list_invites)
+        .service(invites::revoke_invite)
         .service(invites::request_to_join)
         .service(invites::accept_invite)
         .service(invites::decline_invite)

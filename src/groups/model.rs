@@ -48,6 +48,9 @@ crate::text_enum! {
     }
 }
 
+/// How long an invitation can be accepted.
+pub const INVITATION_LIFETIME: chrono::Duration = chrono::Duration::days(14);
+
 impl InviteStatus {
     /// The status after the invitee (or, for a request, a host) answers; a
     /// 409 `already_answered` once it is no longer pending.
@@ -55,11 +58,33 @@ impl InviteStatus {
         match (self, accept) {
             (InviteStatus::Pending, true) => Ok(InviteStatus::Accepted),
             (InviteStatus::Pending, false) => Ok(InviteStatus::Declined),
+            (InviteStatus::Cancelled, _) => Err(AppError::conflict(
+                Code::AlreadyAnswered,
+                "The group's hosts withdrew this invitation.",
+            )),
             (answered, _) => Err(AppError::conflict(
                 Code::AlreadyAnswered,
                 format!("This was already answered ({answered})."),
             )),
         }
+    }
+
+    /// A host withdraws a pending invitation or request.
+    pub fn revoke(self) -> Result<InviteStatus, AppError> {
+        match self {
+            InviteStatus::Pending => Ok(InviteStatus::Cancelled),
+            answered => Err(AppError::conflict(
+                Code::AlreadyAnswered,
+                format!("This was already answered ({answered})."),
+            )),
+        }
+    }
+}
+
+impl Invite {
+    /// When an invitation stops working; requests to join do not expire.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        (self.kind == InviteKind::Invite).then(|| self.created_at + INVITATION_LIFETIME)
     }
 }
 
@@ -164,4 +189,6 @@ pub struct InviteView {
     pub from_name: Option<String>,
     pub status: InviteStatus,
     pub created_at: DateTime<Utc>,
+    /// When an invitation stops working (14 days after it was sent); null for requests.
+    pub expires_at: Option<DateTime<Utc>>,
 }

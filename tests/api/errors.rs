@@ -211,6 +211,7 @@ async fn the_openapi_document_describes_every_route() {
         ("patch", "/api/v1/groups/{id}"),
         ("get", "/api/v1/groups/{id}/members"),
         ("post", "/api/v1/groups/{id}/invites"),
+        ("delete", "/api/v1/groups/{id}/invites/{invite_id}"),
         ("get", "/api/v1/groups/{id}/invites"),
         ("post", "/api/v1/groups/{id}/join-requests"),
         ("post", "/api/v1/group-invites/{id}/accept"),

@@ -295,3 +295,76 @@ async fn roles_decide_who_moderates_and_a_group_keeps_a_host() {
     .await
     .assert(StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_revokes_an_invitation_and_an_unanswered_one_expires_after_two_weeks() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("Ana").await;
+    let ben = app.register("Ben").await;
+    let cleo = app.register("Cleo").await;
+    let dan = app.register("Dan").await;
+    let group = ana.create_group("Perinatal consultation", false).await;
+    ana.bring_in(group, &cleo).await;
+    let invite = |who: &str| {
+        let who = who.to_string();
+        let ana = ana.clone();
+        async move {
+            let reply = ana
+                .post(
+                    &format!("/api/v1/groups/{group}/invites"),
+                    json!({"email": who}),
+                )
+                .await;
+            reply.assert(StatusCode::CREATED)["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    // Revoked: it leaves Ben's list and cannot be accepted; only hosts revoke.
+    let to_ben = invite(&ben.email).await;
+    let mine = ben.get("/api/v1/groups").await;
+    assert!(mine.assert(StatusCode::OK)["invites"][0]["expires_at"].is_string());
+    cleo.delete(&format!("/api/v1/groups/{group}/invites/{to_ben}"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    ana.delete(&format!("/api/v1/groups/{group}/invites/{to_ben}"))
+        .await
+        .assert(StatusCode::NO_CONTENT);
+    let mine = ben.get("/api/v1/groups").await;
+    assert_eq!(mine.assert(StatusCode::OK)["invites"], json!([]));
+    ben.post(&format!("/api/v1/group-invites/{to_ben}/accept"), json!({}))
+        .await
+        .assert_error(StatusCode::CONFLICT, "already_answered");
+    ana.delete(&format!("/api/v1/groups/{group}/invites/{to_ben}"))
+        .await
+        .assert_error(StatusCode::CONFLICT, "already_answered");
+
+    // Expired: after 14 days it no longer shows and cannot be accepted; a new
+    // invitation to the same address takes its place.
+    let to_dan = invite(&dan.email).await;
+    app.clock.advance(chrono::Duration::days(15));
+    let dan = app.sign_in(&dan.email).await;
+    let ana = app.sign_in(&ana.email).await;
+    let mine = dan.get("/api/v1/groups").await;
+    assert_eq!(mine.assert(StatusCode::OK)["invites"], json!([]));
+    dan.post(&format!("/api/v1/group-invites/{to_dan}/accept"), json!({}))
+        .await
+        .assert_error(StatusCode::CONFLICT, "invitation_expired");
+    let pending = ana.get(&format!("/api/v1/groups/{group}/invites")).await;
+    assert_eq!(pending.assert(StatusCode::OK), &json!([]));
+    let again = ana
+        .post(
+            &format!("/api/v1/groups/{group}/invites"),
+            json!({"email": dan.email}),
+        )
+        .await;
+    let again = again.assert(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dan.post(&format!("/api/v1/group-invites/{again}/accept"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+}

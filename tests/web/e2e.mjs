@@ -193,7 +193,16 @@ await test("both talk in a group room; the privacy guard warns and 'send anyway'
   await page.getByLabel("Colleague's email").fill(ben.email);
   await page.getByRole("button", { name: "Invite" }).click();
   await page.getByText("Invitation sent.").waitFor();
+  // The host sees it open, and withdraws a mistaken one.
+  await page.locator(".pending-invites li", { hasText: ben.email }).waitFor();
+  await page.getByLabel("Colleague's email").fill("wrong.address@clinic.example");
+  await page.getByRole("button", { name: "Invite" }).click();
+  const wrong = page.locator(".pending-invites li", { hasText: "wrong.address@clinic.example" });
+  await wrong.getByRole("button", { name: "withdraw" }).click();
+  await page.getByText("The invitation to wrong.address@clinic.example is withdrawn.").waitFor();
+  await wrong.waitFor({ state: "detached" });
   await ben.page.goto(`${base}/#/groups`);
+  await ben.page.getByText(/Open until /).waitFor();
   await ben.page.getByRole("button", { name: "Accept" }).click();
   await ben.page.getByRole("link", { name: "Trauma consultation" }).click();
   await ben.page.locator("#connection", { hasText: "Connected" }).waitFor();

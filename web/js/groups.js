@@ -37,6 +37,7 @@ export async function groupsPage() {
   render(h("h1", {}, "Consultation groups"),
     list.invites.length ? h("section", {}, h("h2", {}, "Invitations"), list.invites.map((i) => h("div", { class: "card" },
       `${i.from_name || "Someone"} invited you to “${i.group_name}”. `,
+      i.expires_at ? h("span", { class: "muted" }, `Open until ${when(i.expires_at)}. `) : null,
       h("button", { onclick: answer(i, "accept") }, "Accept"), " ", h("button", { class: "secondary", onclick: answer(i, "decline") }, "Decline")))) : null,
     h("h2", {}, "My groups"),
     list.mine.length ? h("ul", {}, list.mine.map((g) => h("li", { class: "card" }, h("a", { href: `#/groups/${g.id}` }, g.name), ` · ${g.member_count} members · ${g.my_role}`)))
@@ -189,10 +190,22 @@ export async function groupPage(id) {
       await api.call("POST", `/groups/${id}/invites`, { email: invite.value });
       toast("Invitation sent.");
       invite.value = "";
+      await drawPending();
     } catch (err) {
       showError(inviteForm, err);
     }
   });
+  // Hosts see the invitations still open and may withdraw them.
+  const openInvites = h("ul", { class: "pending-invites" });
+  async function drawPending() {
+    if (group.my_role !== "host") return;
+    const open = (await api.call("GET", `/groups/${id}/invites`)).filter((i) => i.kind === "invite");
+    openInvites.replaceChildren(...open.map((i) => h("li", {}, `${i.email} `,
+      h("span", { class: "muted" }, `until ${when(i.expires_at)} `),
+      h("button", { class: "link", onclick: () => api.call("DELETE", `/groups/${id}/invites/${i.id}`)
+        .then(() => { toast(`The invitation to ${i.email} is withdrawn.`); return drawPending(); }, (e) => toast(e.message)) }, "withdraw"))));
+  }
+  await drawPending();
   const memberList = h("ul", {}, members.map((m) => h("li", {}, `${m.display_name} (${m.role})`,
     moderates && m.user_id !== me?.id && m.role === "member" ? h("span", {}, " ",
       h("button", { class: "link", onclick: () => api.call("POST", `/groups/${id}/members/${m.user_id}/mute`, { minutes: 15 }).then(() => toast(`${m.display_name} is muted for 15 minutes.`), (e) => toast(e.message)) }, "mute"), " ",
@@ -202,7 +215,7 @@ export async function groupPage(id) {
     h("div", { class: "room" },
       h("section", { "aria-label": "Room" }, messages, typing, warning, say),
       h("aside", {}, h("h2", {}, "Here now"), presence, h("h2", {}, "Members"), memberList,
-        moderates ? h("div", {}, h("h2", {}, "Invite a colleague"), inviteForm) : null)),
+        moderates ? h("div", {}, h("h2", {}, "Invite a colleague"), inviteForm, openInvites) : null)),
     await sessionControls(id, group));
   await olderPage();
   await connect();
