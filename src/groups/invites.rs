@@ -334,6 +334,30 @@ pub(super) async fn request_to_join(
     created(&mut conn, request_id, now).await
 }
 
+/// Moves a pending invitation to `to` (answered or withdrawn by `by`) with the
+/// guarded update.
+async fn settle(
+    conn: &mut AsyncPgConnection,
+    invite: &Invite,
+    to: InviteStatus,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    crate::guarded_update!(
+        conn,
+        group_invites::table,
+        invite.id,
+        group_invites::status,
+        invite.status,
+        (
+            group_invites::status.eq(to),
+            group_invites::responded_at.eq(now),
+            group_invites::responded_by.eq(by),
+        ),
+        "invitation"
+    )
+}
+
 /// Who may answer an invitation: the invitee for an invitation, a host for a request.
 pub(super) async fn answerable(
     conn: &mut AsyncPgConnection,
@@ -388,19 +412,7 @@ pub(super) async fn answer(
         .transaction::<_, AppError, _>(async |conn| {
             let (invite, group) = answerable(conn, invite_id, auth.user_id, now).await?;
             let to = invite.status.answer(accept)?;
-            crate::guarded_update!(
-                conn,
-                group_invites::table,
-                invite_id,
-                group_invites::status,
-                invite.status,
-                (
-                    group_invites::status.eq(to),
-                    group_invites::responded_at.eq(now),
-                    group_invites::responded_by.eq(auth.user_id),
-                ),
-                "invitation"
-            )?;
+            settle(conn, &invite, to, auth.user_id, now).await?;
             // The new member: the invitee, or whoever asked.
             let joiner = if invite.kind == InviteKind::Invite {
                 auth.user_id
@@ -540,19 +552,7 @@ pub(super) async fn revoke_invite(
             .optional()?
             .ok_or_else(|| AppError::not_found("No such invitation."))?;
         let to = invite.status.revoke()?;
-        crate::guarded_update!(
-            conn,
-            group_invites::table,
-            invite_id,
-            group_invites::status,
-            invite.status,
-            (
-                group_invites::status.eq(to),
-                group_invites::responded_at.eq(now),
-                group_invites::responded_by.eq(auth.user_id),
-            ),
-            "invitation"
-        )?;
+        settle(conn, &invite, to, auth.user_id, now).await?;
         audit::record(
             conn,
             now,
