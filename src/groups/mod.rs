@@ -4,10 +4,12 @@
 //! The room itself — messages, presence — lives in `rooms`.
 //!
 //! Files by action: `crud` (create, list, view, edit), `invites`
-//! (invitations and join requests), `members` (roles, mutes, removal, leaving),
+//! (inviting, asking to join), `answers` (accepting, declining, withdrawing),
+//! `members` (roles, mutes, removal, leaving),
 //! `sessions/` (scheduled sessions, attendance and the hours ledger); `store`
 //! holds the queries they share.
 
+mod answers;
 mod crud;
 mod invites;
 mod members;
@@ -25,10 +27,10 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(members::list_members)
         .service(invites::invite_member)
         .service(invites::list_invites)
-        .service(invites::revoke_invite)
+        .service(answers::revoke_invite)
         .service(invites::request_to_join)
-        .service(invites::accept_invite)
-        .service(invites::decline_invite)
+        .service(answers::accept_invite)
+        .service(answers::decline_invite)
         .service(members::leave_group)
         .service(members::change_role)
         .service(members::remove_member)
