@@ -99,27 +99,28 @@ pub(super) async fn list_sign_ins(
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
     // Each sign-in's newest refresh token: when it was last used, and whether
-    // it lapsed for inactivity.
-    let tokens: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = refresh_tokens::table
+    // it lapsed for inactivity (tokens rotate, so the newest lapses last).
+    use diesel::dsl::max;
+    /// Last refreshed, and when that refresh token lapses.
+    type Use = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let newest: HashMap<Uuid, Use> = refresh_tokens::table
         .filter(refresh_tokens::session_id.eq_any(&ids))
+        .group_by(refresh_tokens::session_id)
         .select((
             refresh_tokens::session_id,
-            refresh_tokens::issued_at,
-            refresh_tokens::expires_at,
+            max(refresh_tokens::issued_at),
+            max(refresh_tokens::expires_at),
         ))
-        .load(&mut conn)
-        .await?;
-    let mut newest: HashMap<Uuid, (DateTime<Utc>, DateTime<Utc>)> = HashMap::new();
-    for (session, issued, expires) in tokens {
-        let entry = newest.entry(session).or_insert((issued, expires));
-        if issued > entry.0 {
-            *entry = (issued, expires);
-        }
-    }
+        .load::<(Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>(&mut conn)
+        .await?
+        .into_iter()
+        .map(|(session, issued, lapses)| (session, (issued, lapses)))
+        .collect();
     let mut sign_ins: Vec<SignIn> = rows
         .into_iter()
         .filter_map(|(id, started_at, ip, user_agent)| {
             let (last_used_at, lapses) = newest.get(&id).copied()?;
+            let (last_used_at, lapses) = (last_used_at?, lapses?);
             (lapses > now).then(|| SignIn {
                 id,
                 started_at,

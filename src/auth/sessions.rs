@@ -67,7 +67,7 @@ impl SessionCache {
             ))
             .first::<(
                 Uuid,
-                String,
+                Role,
                 Option<DateTime<Utc>>,
                 Option<DateTime<Utc>>,
                 DateTime<Utc>,
@@ -79,7 +79,7 @@ impl SessionCache {
         };
         let status = SessionStatus {
             user_id,
-            role: role.parse()?,
+            role,
             active: disabled_at.is_none() && revoked_at.is_none() && expires_at > self.clock.now(),
         };
         self.cache.insert(session_id, status.clone()).await;

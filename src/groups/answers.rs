@@ -44,12 +44,12 @@ async fn settle(
     )
 }
 
-/// Who may answer an invitation: the invitee for an invitation, a host for a request.
+/// The invitation, locked, if `user` may answer it: the invitee for an
+/// invitation, a host for a request; 404 for anyone else.
 pub(super) async fn answerable(
     conn: &mut AsyncPgConnection,
     invite_id: Uuid,
     user: Uuid,
-    now: DateTime<Utc>,
 ) -> AppResult<(Invite, Group)> {
     let invite: Invite = group_invites::table
         .find(invite_id)
@@ -73,14 +73,6 @@ pub(super) async fn answerable(
     if !allowed {
         return Err(AppError::not_found("No such invitation."));
     }
-    // Either answer will do: only whether it can still be answered matters here.
-    invite.status.answer(true)?;
-    if invite.expires_at().is_some_and(|at| at <= now) {
-        return Err(AppError::conflict(
-            Code::InvitationExpired,
-            "This invitation expired; ask the group's hosts to invite you again.",
-        ));
-    }
     Ok((invite, group))
 }
 
@@ -96,8 +88,14 @@ pub(super) async fn answer(
     let mut conn = state.pool.get().await?;
     let group_id = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let (invite, group) = answerable(conn, invite_id, auth.user_id, now).await?;
+            let (invite, group) = answerable(conn, invite_id, auth.user_id).await?;
             let to = invite.status.answer(accept)?;
+            if invite.expires_at().is_some_and(|at| at <= now) {
+                return Err(AppError::conflict(
+                    Code::InvitationExpired,
+                    "This invitation expired; ask the group's hosts to invite you again.",
+                ));
+            }
             settle(conn, &invite, to, auth.user_id, now).await?;
             // The new member: the invitee, or whoever asked.
             let joiner = if invite.kind == InviteKind::Invite {
