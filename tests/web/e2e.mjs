@@ -201,6 +201,12 @@ await test("both talk in a group room; the privacy guard warns and 'send anyway'
   await wrong.getByRole("button", { name: "withdraw" }).click();
   await page.getByText("The invitation to wrong.address@clinic.example is withdrawn.").waitFor();
   await wrong.waitFor({ state: "detached" });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot(page, "host-open-invitations");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator(".pending-invites").scrollIntoViewIfNeeded();
+  await shot(page, "host-open-invitations-phone");
+  await page.setViewportSize({ width: 1100, height: 900 });
   await ben.page.goto(`${base}/#/groups`);
   await ben.page.getByText(/Open until /).waitFor();
   await ben.page.getByRole("button", { name: "Accept" }).click();
