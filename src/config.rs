@@ -75,6 +75,8 @@ pub struct Settings {
     /// A sign-in ends this long after it started, however active.
     pub session_max_ttl: Duration,
     pub login_limits: LoginLimits,
+    /// Registrations, links, invitations and referrals (see `limits`).
+    pub limits: crate::limits::Limits,
     pub response_hours: ResponseHours,
     /// Directory with the web client; served at `/` when present.
     pub web_dir: PathBuf,
@@ -217,6 +219,13 @@ impl Settings {
             ),
             session_max_ttl: Duration::from_secs(12 * 60 * 60),
             login_limits: LoginLimits::default(),
+            limits: crate::limits::Limits {
+                referrals_per_sender: crate::limits::Window::per_hour(parse_var(
+                    "KITH_REFERRALS_PER_HOUR",
+                    crate::limits::Limits::default().referrals_per_sender.max,
+                )?),
+                ..Default::default()
+            },
             response_hours,
             run_workers: parse_var("KITH_RUN_WORKERS", true)?,
             rooms: RoomLimits::default(),
@@ -243,6 +252,7 @@ impl Settings {
             refresh_idle_ttl: Duration::from_secs(30 * 60),
             session_max_ttl: Duration::from_secs(12 * 60 * 60),
             login_limits: LoginLimits::default(),
+            limits: crate::limits::Limits::default(),
             response_hours: ResponseHours::default(),
             web_dir: PathBuf::from("web"),
             run_workers: true,

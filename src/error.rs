@@ -60,10 +60,15 @@ codes! {
     RefreshTokenReused = "refresh_token_reused", UNAUTHORIZED;
     /// A password reset link is unknown, already used or expired.
     InvalidResetLink = "invalid_reset_link", BAD_REQUEST;
+    /// An email verification link is unknown, already used or expired.
+    InvalidVerificationLink = "invalid_verification_link", BAD_REQUEST;
     /// The websocket ticket is unknown, used or expired.
     InvalidTicket = "invalid_ticket", UNAUTHORIZED;
     /// Signed in, but not allowed to do this.
     Forbidden = "forbidden", FORBIDDEN;
+    /// The account's email address is not verified yet; open the emailed link
+    /// (or ask for a new one) first.
+    EmailUnverified = "email_unverified", FORBIDDEN;
     /// Only members of the group may enter its room.
     NotAMember = "not_a_member", FORBIDDEN;
     /// A session is under way and its host locked the room.
@@ -82,6 +87,8 @@ codes! {
     VersionConflict = "version_conflict", CONFLICT;
     /// An account already uses this email.
     EmailTaken = "email_taken", CONFLICT;
+    /// The address is verified already.
+    EmailAlreadyVerified = "email_already_verified", CONFLICT;
     /// The invitation or request was already answered.
     AlreadyAnswered = "already_answered", CONFLICT;
     /// The invitation is older than its 14 days.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod groups;
 mod health;
 pub mod http;
+pub mod limits;
 pub mod notify;
 pub mod openapi;
 pub mod outbox;

@@ -50,6 +50,7 @@ impl AppState {
             indexer_wake: Arc::new(tokio::sync::Notify::new()),
             tokens: Arc::new(auth::tokens::TokenKeys::new(&settings)),
             sessions: auth::sessions::SessionCache::new(clock.clone()),
+            address_limits: crate::limits::AddressLimits::new(&settings.limits),
             taxonomy: Arc::new(taxonomy),
             dummy_password_hash: dummy.into(),
             settings: Arc::new(settings),

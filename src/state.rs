@@ -22,6 +22,8 @@ pub struct AppState {
     pub clock: Clock,
     pub tokens: Arc<TokenKeys>,
     pub sessions: SessionCache,
+    /// This instance's per-address limits (registration, reset requests).
+    pub address_limits: crate::limits::AddressLimits,
     pub taxonomy: Arc<Taxonomy>,
     /// Verified against when an email is unknown, so both cases cost the same.
     pub dummy_password_hash: Arc<str>,

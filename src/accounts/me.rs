@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::tokens::{AuthTokens, invalid_credentials, start_session};
-use crate::auth::{AuthUser, password, users};
+use crate::auth::{AuthUser, password, throttle, users};
 use crate::{
     audit,
     db::Reuse,
@@ -73,9 +73,40 @@ pub(super) async fn me(state: web::Data<AppState>, auth: AuthUser) -> AppResult<
     Ok(HttpResponse::Ok().json(user.account()?))
 }
 
+/// Checks the account's current password before a change of password or
+/// address. Wrong ones are counted like failed sign-ins, so a stolen sign-in
+/// cannot guess the password here without end.
+pub(super) async fn check_current_password(
+    state: &AppState,
+    user: &users::User,
+    current: String,
+) -> AppResult<()> {
+    let key = format!("password:{}", user.id);
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    if let Some(wait) = throttle::locked_for(&mut conn, std::slice::from_ref(&key), now).await? {
+        return Err(AppError::rate_limited(wait));
+    }
+    drop(conn);
+    let ok = password::verify(current, user.password_hash.clone()).await?;
+    let mut conn = state.pool.get().await?;
+    if ok {
+        throttle::clear(&mut conn, &key).await?;
+        return Ok(());
+    }
+    let limits = &state.settings.login_limits;
+    let most = state.settings.limits.wrong_passwords;
+    throttle::record_failure(&mut conn, &key, most, limits, now).await?;
+    Err(AppError {
+        field: Some("current_password".into()),
+        ..invalid_credentials()
+    })
+}
+
 /// Changes the password; every sign-in of the account ends and a new one starts here.
 #[utoipa::path(tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
-    responses((status = 200, body = AuthTokens), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AuthTokens), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "too many wrong current passwords; see Retry-After")))]
 #[post("/me/password")]
 pub(super) async fn change_password(
     state: web::Data<AppState>,
@@ -89,12 +120,7 @@ pub(super) async fn change_password(
         .await?
         .ok_or_else(|| AppError::not_found("No such account."))?;
     drop(conn);
-    if !password::verify(body.current_password, user.password_hash.clone()).await? {
-        return Err(AppError {
-            field: Some("current_password".into()),
-            ..invalid_credentials()
-        });
-    }
+    check_current_password(&state, &user, body.current_password).await?;
     super::reset::check_new_password(&body.new_password, &user)?;
     let hash = password::hash(body.new_password).await?;
     let mut conn = state.pool.get().await?;

@@ -1,6 +1,6 @@
 //! Accounts: register, sign in, refresh, sign out, read and change one's own
 //! account (`register`, `sign_in`, `me`, `reset` for a forgotten password,
-//! `sign_ins` to see and end them;
+//! `sign_ins` to see and end them, `verify` to prove an address;
 //! `tokens` issues a sign-in's tokens),
 //! and what only administrators may do (`admin`).
 
@@ -12,8 +12,9 @@ mod reset;
 mod sign_in;
 mod sign_ins;
 mod tokens;
+mod verify;
 
-pub use register::RegisterRequest;
+pub use register::{RegisterRequest, Registered};
 pub use sign_in::LoginRequest;
 pub use tokens::AuthTokens;
 
@@ -28,6 +29,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(reset::request_reset)
         .service(reset::confirm_reset)
         .service(sign_ins::list_sign_ins)
-        .service(sign_ins::end_sign_in);
+        .service(sign_ins::end_sign_in)
+        .service(verify::verify)
+        .service(verify::resend)
+        .service(verify::change_email);
     admin::routes(cfg);
 }

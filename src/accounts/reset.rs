@@ -126,13 +126,15 @@ pub(super) async fn set_password(
 /// Emails a single-use link to reset the password, when the address has an
 /// enabled account. The answer is the same either way.
 #[utoipa::path(tag = "auth", request_body = ResetRequest,
-    responses((status = 202, body = ResetRequested), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = ResetRequested), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "too many requests from this address; see Retry-After")))]
 #[post("/auth/password-reset")]
 pub(super) async fn request_reset(
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: ApiJson<ResetRequest>,
 ) -> AppResult<HttpResponse> {
+    state.address_limits.reset_request(meta.ip.as_deref())?;
     let email = users::normalize_email(&body.0.email);
     if !users::valid_email(&email) {
         return Err(AppError::invalid_field(
@@ -142,10 +144,16 @@ pub(super) async fn request_reset(
     }
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    if let Some(user) = users::find_by_email(&mut conn, &email)
+    let user = users::find_by_email(&mut conn, &email)
         .await?
-        .filter(|u| u.disabled_at.is_none())
-    {
+        .filter(|u| u.disabled_at.is_none());
+    // An account already sent its hourly links gets no more, silently: a 429
+    // here would tell who has an account.
+    let user = match user {
+        Some(user) if links_left(&mut conn, &state, user.id, now).await? => Some(user),
+        _ => None,
+    };
+    if let Some(user) = user {
         let token = tokens::new_opaque_token();
         let url = state.mailer.public_url.clone();
         conn.transaction::<_, AppError, _>(async |conn| {
@@ -180,6 +188,25 @@ pub(super) async fn request_reset(
     Ok(HttpResponse::Accepted().json(ResetRequested {
         message: "If an account uses this address, we have emailed it a link to choose a new password. The link works for 30 minutes.".into(),
     }))
+}
+
+/// Whether `user` may be sent another reset link this hour.
+async fn links_left(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    user: uuid::Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let limit = state.settings.limits.reset_links;
+    let recent: Vec<DateTime<Utc>> = password_resets::table
+        .filter(password_resets::user_id.eq(user))
+        .filter(password_resets::created_at.gt(limit.since(now)))
+        .order(password_resets::created_at.desc())
+        .limit(limit.max)
+        .select(password_resets::created_at)
+        .load(conn)
+        .await?;
+    Ok(limit.check(&recent, now).is_ok())
 }
 
 /// The account a live link belongs to.

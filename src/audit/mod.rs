@@ -21,6 +21,10 @@ crate::text_enum! {
     pub enum Action {
         AccountRegistered = "account.registered",
         AccountPasswordChanged = "account.password_changed",
+        AccountEmailVerified = "account.email_verified",
+        AccountEmailChangeRequested = "account.email_change_requested",
+        AccountEmailChanged = "account.email_changed",
+        AccountRegisteredAgain = "account.registered_again",
         AccountPasswordResetRequested = "account.password_reset_requested",
         AccountPasswordReset = "account.password_reset",
         AccountRoleChanged = "account.role_changed",

@@ -26,9 +26,26 @@ pub struct AuthUser {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub role: Role,
+    /// The account's email address is proved.
+    pub verified: bool,
 }
 
 impl AuthUser {
+    /// Refuses, with `email_unverified`, until the account's address is
+    /// proved: `what` says what waits on it ("send referrals").
+    pub fn require_verified(&self, what: &str) -> AppResult<()> {
+        if self.verified {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                Code::EmailUnverified,
+                format!(
+                    "Verify your email address to {what}: open the link we emailed you, or ask for a new one from your account page."
+                ),
+            ))
+        }
+    }
+
     pub fn require_admin(&self) -> AppResult<()> {
         if self.role == Role::Admin {
             Ok(())
@@ -66,6 +83,7 @@ impl FromRequest for AuthUser {
                     session_id: claims.sid,
                     // The role is read from the account, so a change applies at once.
                     role: s.role,
+                    verified: s.verified,
                 }),
                 _ => Err(AppError::new(
                     Code::SessionEnded,

@@ -24,6 +24,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(5);
 pub struct SessionStatus {
     pub user_id: Uuid,
     pub role: Role,
+    /// The account's email address is proved.
+    pub verified: bool,
     pub active: bool,
 }
 
@@ -61,6 +63,7 @@ impl SessionCache {
             .select((
                 users::id,
                 users::role,
+                users::email_verified_at.is_not_null(),
                 users::disabled_at,
                 auth_sessions::revoked_at,
                 auth_sessions::expires_at,
@@ -68,18 +71,20 @@ impl SessionCache {
             .first::<(
                 Uuid,
                 Role,
+                bool,
                 Option<DateTime<Utc>>,
                 Option<DateTime<Utc>>,
                 DateTime<Utc>,
             )>(&mut conn)
             .await
             .optional()?;
-        let Some((user_id, role, disabled_at, revoked_at, expires_at)) = row else {
+        let Some((user_id, role, verified, disabled_at, revoked_at, expires_at)) = row else {
             return Ok(None);
         };
         let status = SessionStatus {
             user_id,
             role,
+            verified,
             active: disabled_at.is_none() && revoked_at.is_none() && expires_at > self.clock.now(),
         };
         self.cache.insert(session_id, status.clone()).await;
@@ -90,7 +95,8 @@ impl SessionCache {
         self.cache.invalidate(&session_id).await;
     }
 
-    /// Drops every cached sign-in (after a user-wide revocation or role change).
+    /// Drops every cached sign-in (after a user-wide revocation, a role change
+    /// or a verified address).
     pub fn forget_user(&self, user_id: Uuid) {
         let cache = self.cache.clone();
         // moka evaluates the predicate lazily; entries of this user vanish at once for readers.

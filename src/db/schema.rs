@@ -31,6 +31,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_verifications (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     email_outbox (id) {
         id -> Int8,
         to_address -> Text,
@@ -365,6 +376,7 @@ diesel::joinable!(messages -> users (author_id));
 diesel::joinable!(notifications -> groups (group_id));
 diesel::joinable!(notifications -> referrals (referral_id));
 diesel::joinable!(notifications -> users (user_id));
+diesel::joinable!(email_verifications -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(referral_contacts -> referrals (referral_id));
 diesel::joinable!(referral_events -> referrals (referral_id));
@@ -381,6 +393,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     auth_sessions,
     email_outbox,
+    email_verifications,
     group_invites,
     group_members,
     group_sessions,

@@ -195,6 +195,7 @@ pub(super) async fn accept_invite(
     auth: AuthUser,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("answer invitations and join groups")?;
     answer(&state, &meta, &auth, path.into_inner(), true).await
 }
 
@@ -208,6 +209,7 @@ pub(super) async fn decline_invite(
     auth: AuthUser,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("answer invitations and join groups")?;
     answer(&state, &meta, &auth, path.into_inner(), false).await
 }
 

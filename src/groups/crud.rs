@@ -47,6 +47,7 @@ pub(super) async fn create_group(
     auth: AuthUser,
     body: ApiJson<NewGroupInput>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("start groups")?;
     let input = body.0;
     let name = NAME.check(&input.name)?;
     let topic = TOPIC.check(&input.topic)?;
@@ -133,7 +134,12 @@ pub(super) async fn list_groups(
         .select(users_t::email)
         .first(&mut conn)
         .await?;
-    let invites = invites_where(&mut conn, Invites::To(email), state.clock.now()).await?;
+    // Invitations go to an address, so only its proved owner sees them.
+    let invites = if auth.verified {
+        invites_where(&mut conn, Invites::To(email), state.clock.now()).await?
+    } else {
+        Vec::new()
+    };
     Ok(HttpResponse::Ok().json(GroupList {
         mine: mine_views,
         listed: listed_views,

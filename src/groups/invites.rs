@@ -102,7 +102,6 @@ pub(super) async fn invites_where(
             group_name,
             kind: invite.kind,
             email: invite.email,
-            user_id: invite.user_id,
             status: invite.status,
             created_at: invite.created_at,
         })
@@ -129,6 +128,7 @@ pub(super) async fn invite_member(
     path: web::Path<Uuid>,
     body: ApiJson<InviteInput>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("invite colleagues")?;
     let id = path.into_inner();
     let email = users::normalize_email(&body.0.email);
     if !users::valid_email(&email) {
@@ -261,6 +261,7 @@ pub(super) async fn request_to_join(
     auth: AuthUser,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("join groups")?;
     let id = path.into_inner();
     let now = state.clock.now();
     let url = state.mailer.public_url.clone();

@@ -184,7 +184,6 @@ pub struct InviteView {
     pub group_name: String,
     pub kind: InviteKind,
     pub email: String,
-    pub user_id: Option<Uuid>,
     /// Who sent the invitation, or who asks to join.
     pub from_name: Option<String>,
     pub status: InviteStatus,

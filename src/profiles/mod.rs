@@ -53,7 +53,8 @@ pub async fn create_empty(
     crate::outbox::enqueue(conn, user_id, now).await
 }
 
-/// The licensed states of each of `ids` whose account is enabled. Takes a
+/// The licensed states of each of `ids` whose account is enabled and
+/// verified (so only they can be offered referrals). Takes a
 /// shared connection so the caller can pipeline it beside its own writes.
 pub async fn licensed_states(
     mut conn: &AsyncPgConnection,
@@ -62,6 +63,7 @@ pub async fn licensed_states(
     let query = profiles::table
         .inner_join(users::table.on(users::id.eq(profiles::user_id)))
         .filter(users::disabled_at.is_null())
+        .filter(users::email_verified_at.is_not_null())
         .select((profiles::user_id, profiles::license_states))
         .into_boxed();
     // One colleague by equality: PostgreSQL then reuses one plan. For
@@ -123,8 +125,8 @@ pub async fn set_verified(
     Ok(())
 }
 
-/// Loads a profile and its owner's name. Disabled accounts are found only
-/// with `include_disabled`. One static query, so diesel keeps its prepared
+/// Loads a profile and its owner's name. Disabled and not yet verified
+/// accounts are found only with `include_disabled` (their owner's own view). One static query, so diesel keeps its prepared
 /// statement (a boxed query would be planned anew on this hot path).
 async fn load(
     conn: &mut AsyncPgConnection,
@@ -137,7 +139,9 @@ async fn load(
         .select((
             Profile::as_select(),
             users::display_name,
-            users::disabled_at.is_not_null(),
+            users::disabled_at
+                .is_not_null()
+                .or(users::email_verified_at.is_null()),
         ))
         .first(conn)
         .await

@@ -181,6 +181,7 @@ pub async fn create_referral(
     auth: AuthUser,
     body: ApiJson<NewReferral>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("send referrals")?;
     let input = body.0;
     let key = idempotency_key(&req)?;
     let packet = check_packet(&state, &input.packet)?;

@@ -59,6 +59,7 @@ pub async fn accept_referral(
     path: web::Path<Uuid>,
     body: ApiJson<AcceptInput>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("accept referrals")?;
     let id = path.into_inner();
     let onto = body.0.onto.unwrap_or(AcceptTarget::Slot);
     let now = state.clock.now();

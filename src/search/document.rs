@@ -209,7 +209,8 @@ impl ClinicianDoc {
 }
 
 /// Documents for these users as PostgreSQL has them now. Users missing from
-/// the answer (deleted or disabled) are to be removed from the index.
+/// the answer (deleted, disabled or not yet verified) are to be removed from
+/// the index.
 pub async fn load(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
@@ -220,6 +221,7 @@ pub async fn load(
         .inner_join(users::table.on(users::id.eq(profiles::user_id)))
         .filter(profiles::user_id.eq_any(ids))
         .filter(users::disabled_at.is_null())
+        .filter(users::email_verified_at.is_not_null())
         .select((Profile::as_select(), users::display_name))
         .load(conn)
         .await?;
@@ -260,6 +262,7 @@ pub async fn load_all(
         let rows: Vec<(Profile, String)> = profiles::table
             .inner_join(users::table.on(users::id.eq(profiles::user_id)))
             .filter(users::disabled_at.is_null())
+            .filter(users::email_verified_at.is_not_null())
             .filter(profiles::user_id.gt(after))
             .order(profiles::user_id)
             .limit(5_000)

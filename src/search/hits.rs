@@ -102,9 +102,14 @@ pub(super) async fn hydrate(
     let ids: Vec<Uuid> = ranked.iter().map(|r| r.id).collect();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
+    // Disabled since it was indexed (or, never indexed, not yet verified).
     let disabled: Vec<Uuid> = users::table
         .filter(users::id.eq_any(&ids))
-        .filter(users::disabled_at.is_not_null())
+        .filter(
+            users::disabled_at
+                .is_not_null()
+                .or(users::email_verified_at.is_null()),
+        )
         .select(users::id)
         .load(&mut conn)
         .await?;

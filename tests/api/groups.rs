@@ -65,6 +65,7 @@ async fn a_host_creates_a_group_invites_a_colleague_who_accepts() {
     use diesel_async::RunQueryDsl;
     let subjects: Vec<String> = kith::db::schema::email_outbox::table
         .filter(kith::db::schema::email_outbox::to_address.eq("ben@clinic.example"))
+        .filter(kith::db::schema::email_outbox::subject.like("Invitation%"))
         .select(kith::db::schema::email_outbox::subject)
         .load(&mut db)
         .await

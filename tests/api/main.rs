@@ -20,3 +20,4 @@ mod sessions;
 mod sign_ins;
 mod statements;
 mod support;
+mod verification;

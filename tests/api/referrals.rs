@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Clinician, TestApp};
 
-async fn colleague(app: &TestApp, name: &str, slots: i64) -> Clinician {
+pub(crate) async fn colleague(app: &TestApp, name: &str, slots: i64) -> Clinician {
     let person = app.register(name).await;
     person
         .put(
@@ -23,7 +23,7 @@ async fn colleague(app: &TestApp, name: &str, slots: i64) -> Clinician {
     person
 }
 
-fn referral(mode: &str, recipients: &[&Clinician]) -> Value {
+pub(crate) fn referral(mode: &str, recipients: &[&Clinician]) -> Value {
     json!({
         "mode": mode,
         "recipients": recipients.iter().map(|c| c.id).collect::<Vec<_>>(),

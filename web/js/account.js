@@ -1,6 +1,8 @@
 // Getting in and staying in control of an account: a forgotten password
 // (ask for a link by email, then choose a new password from the link; neither
-// page needs a sign-in), and the list of one's sign-ins, each of which can be ended.
+// page needs a sign-in), proving one's email address (the banner until then,
+// the page the emailed link opens, moving to a new address), and the list of
+// one's sign-ins, each of which can be ended.
 
 import * as api from "./api.js";
 import { h, field, showError, toast, when } from "./ui.js";
@@ -76,4 +78,73 @@ export async function signInsSection() {
   }
   await draw();
   return section;
+}
+
+// Until the address is proved: what waits on it, and a new link on request.
+export function verificationBanner(el, path) {
+  const account = api.me();
+  const waiting = api.signedIn() && account && !account.email_verified_at && path !== "#/verify-email";
+  el.hidden = !waiting;
+  if (!waiting) return el.replaceChildren();
+  const resend = h("button", { type: "button", class: "link", onclick: async () => {
+    try {
+      toast((await api.call("POST", "/me/email-verification")).message);
+    } catch (err) {
+      toast(err.message);
+    }
+  } }, "Send a new link");
+  el.replaceChildren(h("p", {},
+    h("strong", {}, "Confirm your email address. "),
+    `We sent a link to ${account.email}. Until you open it, colleagues cannot find you, and you cannot send or accept referrals or join groups. `,
+    resend));
+}
+
+// The page the emailed link opens; it needs no sign-in (the link is the proof).
+export async function verifyEmailPage(params) {
+  const token = params.get("token") || "";
+  const onward = api.signedIn() ? h("a", { class: "button", href: "#/profile" }, "Go to my profile") : h("a", { class: "button", href: "#/signin" }, "Sign in");
+  try {
+    const account = await api.call("POST", "/auth/verify-email", { token });
+    await api.reloadAccount();
+    render(h("div", { class: "card" },
+      h("h1", {}, "Your email address is confirmed"),
+      h("p", {}, `Kith now knows ${account.email} is yours. Colleagues can find you, and you can refer and join groups.`),
+      h("p", {}, onward)));
+  } catch (err) {
+    render(h("div", { class: "card" },
+      h("h1", {}, "This link does not work"),
+      h("p", { class: "error" }, err.message),
+      h("p", {}, onward)));
+  }
+}
+
+// My email address: whether it is confirmed, and moving to a new one.
+export function emailSection() {
+  const account = api.me();
+  const email = h("input", { name: "new_email", type: "email", autocomplete: "email", required: true });
+  const password = h("input", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
+  const done = h("p", { class: "banner", role: "status", hidden: true });
+  const form = h("form", { class: "card", novalidate: true, "aria-labelledby": "email-title" },
+    h("h2", { id: "email-title" }, "Email address"),
+    h("p", {}, account.email, " ", account.email_verified_at
+      ? h("span", { class: "cap cap-open" }, "confirmed")
+      : h("span", { class: "cap cap-short" }, "not confirmed yet")),
+    h("p", { class: "muted" }, "To move to a new address, give it and your password. We send a link there; your address changes once you open it, and we tell this one."),
+    h("p", { class: "error", hidden: true }),
+    h("div", { class: "row" }, field("New email address", email), field("Current password", password)),
+    h("p", {}, h("button", { type: "submit", class: "secondary" }, "Change email address")),
+    done);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const answer = await api.call("PUT", "/me/email", { new_email: email.value, current_password: password.value });
+      form.querySelector(".error").hidden = true;
+      password.value = "";
+      done.textContent = answer.message;
+      done.hidden = false;
+    } catch (err) {
+      showError(form, err);
+    }
+  });
+  return form;
 }

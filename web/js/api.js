@@ -120,8 +120,17 @@ export async function signIn(email, password) {
   remember(await call("POST", "/auth/login", { email, password }));
 }
 
+/** Registers (the server emails a link to verify the address), then signs in. */
 export async function signUp(email, password, display_name) {
-  remember(await call("POST", "/auth/register", { email, password, display_name }));
+  const registered = await call("POST", "/auth/register", { email, password, display_name });
+  await signIn(email, password);
+  return registered;
+}
+
+/** Reads the account again (after its address was verified or changed). */
+export async function reloadAccount() {
+  if (access) account = await call("GET", "/me");
+  return account;
 }
 
 export async function signOut() {

@@ -4,7 +4,7 @@ import * as api from "./api.js";
 import { h, fill, field, showError, toast, when, debounce, capacityBadge } from "./ui.js";
 import { groupsPage, groupPage } from "./groups.js";
 import { sessionsPage } from "./sessions.js";
-import { forgotPasswordPage, resetPasswordPage, signInsSection } from "./account.js";
+import { forgotPasswordPage, resetPasswordPage, signInsSection, verifyEmailPage, emailSection, verificationBanner } from "./account.js";
 import { render, onLeave, leave } from "./page.js";
 
 let taxonomy = null;
@@ -68,7 +68,8 @@ function signUpPage() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      await api.signUp(email.value, password.value, name.value);
+      const registered = await api.signUp(email.value, password.value, name.value);
+      toast(registered.message);
       location.hash = "#/profile";
     } catch (err) {
       showError(form, err);
@@ -171,7 +172,7 @@ async function profilePage() {
       showError(form, err);
     }
   });
-  render(h("h1", {}, "My profile"), capForm, form, await signInsSection());
+  render(h("h1", {}, "My profile"), capForm, form, emailSection(), await signInsSection());
 }
 
 // ---------- find colleagues ----------
@@ -459,6 +460,7 @@ const routes = [
   [/^#\/signup$/, signUpPage, false],
   [/^#\/forgot-password$/, forgotPasswordPage, false],
   [/^#\/reset-password$/, resetPasswordPage, false],
+  [/^#\/verify-email$/, verifyEmailPage, false],
   [/^#\/profile$/, profilePage, true],
   [/^#\/search$/, searchPage, true],
   [/^#\/refer$/, referPage, true],
@@ -475,6 +477,7 @@ async function route() {
   const [path, query = ""] = (location.hash || "#/").split("?");
   const params = new URLSearchParams(query);
   document.getElementById("nav").hidden = !api.signedIn();
+  verificationBanner(document.getElementById("account-notice"), path);
   for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.getAttribute("href") === path);
   for (const [pattern, page, needsSession] of routes) {
     const m = path.match(pattern);

@@ -54,6 +54,7 @@ pub(super) async fn schedule_session(
     path: web::Path<Uuid>,
     body: ApiJson<ScheduleInput>,
 ) -> AppResult<HttpResponse> {
+    auth.require_verified("host sessions")?;
     let group = path.into_inner();
     let input = body.0;
     let now = state.clock.now();

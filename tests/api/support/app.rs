@@ -36,6 +36,8 @@ impl TestApp {
         let mut settings = Settings::for_database(&db.url, data_dir.clone());
         settings.db_pool_size = 4;
         settings.workers = 1;
+        // Every test registers from 127.0.0.1; the limits' own tests set them.
+        settings.limits = kith::limits::Limits::generous();
         configure(&mut settings);
         let clock = Clock::system();
         let app = Application::build_with_engine(settings, clock.clone(), engine)
@@ -65,7 +67,23 @@ impl TestApp {
         send(&self.http, method, self.url(path), None, body).await
     }
 
+    /// Registers `name@clinic.example`, signs in and opens the verification
+    /// link the server emailed: a colleague others can find.
     pub async fn register(&self, name: &str) -> Clinician {
+        let person = self.register_unverified(name).await;
+        let token = self.verification_token(&person.email).await;
+        self.call(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            Some(json!({ "token": token })),
+        )
+        .await
+        .assert(StatusCode::OK);
+        person
+    }
+
+    /// Registers and signs in without opening the verification link.
+    pub async fn register_unverified(&self, name: &str) -> Clinician {
         let email = format!("{}@clinic.example", name.to_lowercase());
         let reply = self
             .call(
@@ -76,11 +94,33 @@ impl TestApp {
             .await;
         assert_eq!(
             reply.status,
-            StatusCode::CREATED,
+            StatusCode::ACCEPTED,
             "register {name}: {}",
             reply.body
         );
-        Clinician::from_tokens(self, &email, &reply.body)
+        self.sign_in(&email).await
+    }
+
+    /// The token of the newest verification link emailed to `email`, read
+    /// from the mail as queued (tests with an SMTP server read it from the
+    /// mail that arrived instead).
+    pub async fn verification_token(&self, email: &str) -> String {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use kith::db::schema::email_outbox as outbox;
+        let mut conn = self.db.conn().await;
+        let body: String = outbox::table
+            .filter(outbox::to_address.eq(email))
+            .filter(outbox::body.like("%#/verify-email?token=%"))
+            .order(outbox::id.desc())
+            .select(outbox::body)
+            .first(&mut conn)
+            .await
+            .expect("a verification email was queued");
+        let link = super::link_in(&body, "http").expect("a link in the mail");
+        link.split_once("token=")
+            .map(|(_, t)| t.to_string())
+            .expect("a token in the link")
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {

@@ -1,0 +1,2 @@
+DROP INDEX users_unverified_idx;
+DROP TABLE email_verifications;
