@@ -11,21 +11,31 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://kith:kith@127.0.0.1:5432/kith
 /// Failed sign-in limits, shared by every instance through PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct LoginLimits {
-    /// Failures per account within `window` before it is locked.
-    pub per_account: i32,
-    /// Failures per client address within `window` before it is locked.
+    /// Failures for one account from one address within `window` before that
+    /// pair pauses for `lockout`: the attacker's address, not the owner's.
+    pub per_pair: i32,
+    /// Failures from one address within `window` (over any accounts) before
+    /// it pauses for `lockout`.
     pub per_ip: i32,
+    /// Failures for one account from all addresses within `window` before
+    /// every further guess at it waits `ceiling_pause` — except from an
+    /// address the account signed in from before, so a wide attack slows
+    /// down without locking the owner out.
+    pub per_account: i32,
     pub window: Duration,
     pub lockout: Duration,
+    pub ceiling_pause: Duration,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
         Self {
-            per_account: 5,
+            per_pair: 5,
             per_ip: 30,
+            per_account: 50,
             window: Duration::from_secs(15 * 60),
             lockout: Duration::from_secs(15 * 60),
+            ceiling_pause: Duration::from_secs(60),
         }
     }
 }
@@ -195,6 +205,16 @@ impl Settings {
                 reason: "each must be from 1 to 720 hours".into(),
             });
         }
+        let referrals_per_hour = parse_var(
+            "KITH_REFERRALS_PER_HOUR",
+            crate::limits::Limits::default().referrals_per_sender.max,
+        )?;
+        if referrals_per_hour < 1 {
+            return Err(ConfigError::Invalid {
+                name: "KITH_REFERRALS_PER_HOUR",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Self {
             database_url: SecretString::from(
                 var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -220,10 +240,7 @@ impl Settings {
             session_max_ttl: Duration::from_secs(12 * 60 * 60),
             login_limits: LoginLimits::default(),
             limits: crate::limits::Limits {
-                referrals_per_sender: crate::limits::Window::per_hour(parse_var(
-                    "KITH_REFERRALS_PER_HOUR",
-                    crate::limits::Limits::default().referrals_per_sender.max,
-                )?),
+                referrals_per_sender: crate::limits::Window::per_hour(referrals_per_hour),
                 ..Default::default()
             },
             response_hours,

@@ -222,7 +222,9 @@ impl FromRequest for RequestMeta {
                 req.headers()
                     .get("x-forwarded-for")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
+                    // The address our proxy saw is the one it appended last;
+                    // anything left of it came from the client.
+                    .and_then(|v| v.rsplit(',').next())
                     .map(|v| v.trim().to_string())
             })
             .flatten();

@@ -46,16 +46,23 @@ impl Window {
         now - self.per
     }
 
-    /// Refuses when `recent` — the times of past actions within the window,
-    /// newest first, at most `max` of them — already fills it; `Retry-After`
-    /// is when the oldest of them leaves the window.
-    pub fn check(&self, recent: &[DateTime<Utc>], now: DateTime<Utc>) -> AppResult<()> {
-        match recent.last() {
-            Some(oldest) if recent.len() as i64 >= self.max => {
-                let wait = (*oldest + self.per - now).num_seconds().max(1);
+    /// How many of the newest actions to skip to reach the `max`-th newest:
+    /// a query reads `ORDER BY at DESC OFFSET skip() LIMIT 1` within the
+    /// window, so it returns one row at most, and only when the window is full.
+    pub fn skip(&self) -> i64 {
+        self.max.max(1) - 1
+    }
+
+    /// Refuses when the window already holds `max` actions: `nth_newest` is
+    /// the time of the `max`-th newest one in it, if there is one.
+    /// `Retry-After` is when that one leaves the window.
+    pub fn check(&self, nth_newest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> AppResult<()> {
+        match nth_newest {
+            Some(at) => {
+                let wait = (at + self.per - now).num_seconds().max(1);
                 Err(AppError::rate_limited(wait as u64))
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 }

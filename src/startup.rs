@@ -161,6 +161,7 @@ impl Application {
             workers.push(tokio::spawn(accounts::housekeeping::run(
                 state.pool.clone(),
                 state.clock.clone(),
+                state.address_limits.clone(),
             )));
             workers.push(tokio::spawn(state.indexer().run(state.embedded.clone())));
             workers.push(tokio::spawn(referrals::run_worker(state.clone())));

@@ -1,7 +1,9 @@
 //! Housekeeping of what sign-in leaves behind: refresh tokens, ended
-//! sign-ins, reset links and login counters are kept as long as they can
-//! matter (theft detection, the list of sign-ins, the audit of a reset), then
-//! deleted. Run hourly by a worker; safe on several instances.
+//! sign-ins, reset and verification links, login counters and sent mail
+//! (which carried those links) are kept as long as they can matter (theft
+//! detection, the list of sign-ins, the audit of a reset, a retry of a
+//! failed delivery), then deleted; idle per-address limits are forgotten.
+//! Run hourly by a worker; safe on several instances.
 
 use std::time::Duration;
 
@@ -12,7 +14,10 @@ use diesel_async::RunQueryDsl;
 use crate::{
     db::{
         DbPool,
-        schema::{auth_sessions, login_throttle, password_resets, refresh_tokens, ws_tickets},
+        schema::{
+            auth_sessions, email_outbox, email_verifications, login_throttle, password_resets,
+            refresh_tokens, ws_tickets,
+        },
     },
     error::AppResult,
 };
@@ -26,7 +31,9 @@ pub struct Pruned {
     pub refresh_tokens: usize,
     pub sign_ins: usize,
     pub reset_links: usize,
+    pub verification_links: usize,
     pub throttle_rows: usize,
+    pub sent_mail: usize,
     pub tickets: usize,
 }
 
@@ -62,6 +69,18 @@ pub async fn prune(pool: &DbPool, now: DateTime<Utc>) -> AppResult<Pruned> {
     )
     .execute(&mut conn)
     .await?;
+    let verification_links = diesel::delete(
+        email_verifications::table.filter(
+            email_verifications::expires_at
+                .lt(before)
+                .or(email_verifications::used_at.lt(before)),
+        ),
+    )
+    .execute(&mut conn)
+    .await?;
+    let sent_mail = diesel::delete(email_outbox::table.filter(email_outbox::sent_at.lt(before)))
+        .execute(&mut conn)
+        .await?;
     let throttle_rows = diesel::delete(
         login_throttle::table
             .filter(login_throttle::window_started_at.lt(before))
@@ -80,14 +99,21 @@ pub async fn prune(pool: &DbPool, now: DateTime<Utc>) -> AppResult<Pruned> {
         refresh_tokens,
         sign_ins,
         reset_links,
+        verification_links,
         throttle_rows,
+        sent_mail,
         tickets,
     })
 }
 
 /// The hourly housekeeping worker.
-pub async fn run(pool: DbPool, clock: crate::clock::Clock) {
+pub async fn run(
+    pool: DbPool,
+    clock: crate::clock::Clock,
+    address_limits: crate::limits::AddressLimits,
+) {
     crate::worker::every(Duration::from_secs(3600), "sign-in housekeeping", || {
+        address_limits.forget_idle();
         prune(&pool, clock.now())
     })
     .await;

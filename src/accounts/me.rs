@@ -96,7 +96,7 @@ pub(super) async fn check_current_password(
     }
     let limits = &state.settings.login_limits;
     let most = state.settings.limits.wrong_passwords;
-    throttle::record_failure(&mut conn, &key, most, limits, now).await?;
+    throttle::record_failure(&mut conn, &key, most, limits.lockout, limits, now).await?;
     Err(AppError {
         field: Some("current_password".into()),
         ..invalid_credentials()

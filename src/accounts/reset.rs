@@ -198,15 +198,16 @@ async fn links_left(
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let limit = state.settings.limits.reset_links;
-    let recent: Vec<DateTime<Utc>> = password_resets::table
+    let nth: Option<DateTime<Utc>> = password_resets::table
         .filter(password_resets::user_id.eq(user))
         .filter(password_resets::created_at.gt(limit.since(now)))
         .order(password_resets::created_at.desc())
-        .limit(limit.max)
+        .offset(limit.skip())
         .select(password_resets::created_at)
-        .load(conn)
-        .await?;
-    Ok(limit.check(&recent, now).is_ok())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(limit.check(nth, now).is_ok())
 }
 
 /// The account a live link belongs to.

@@ -46,14 +46,22 @@ pub(super) async fn login(
     let body = body.0;
     let email = users::normalize_email(&body.email);
     let limits = &state.settings.login_limits;
+    let pair_key = throttle::pair_key(&email, meta.ip.as_deref());
     let account_key = throttle::account_key(&email);
     let ip_key = meta.ip.as_deref().map(throttle::ip_key);
-    let keys: Vec<String> = std::iter::once(account_key.clone())
-        .chain(ip_key.clone())
-        .collect();
     let now = state.clock.now();
 
     let mut conn = state.pool.get().await?;
+    let user = users::find_by_email(&mut conn, &email).await?;
+    // The account's ceiling never holds back an address it signed in from before.
+    let known_address = match (&user, meta.ip.as_deref()) {
+        (Some(user), Some(ip)) => sessions::signed_in_from(&mut conn, user.id, ip).await?,
+        _ => false,
+    };
+    let keys: Vec<String> = std::iter::once(pair_key.clone())
+        .chain(ip_key.clone())
+        .chain((!known_address).then(|| account_key.clone()))
+        .collect();
     if let Some(wait) = throttle::locked_for(&mut conn, &keys, now).await? {
         audit::record(
             &conn,
@@ -64,7 +72,6 @@ pub(super) async fn login(
         .await?;
         return Err(AppError::rate_limited(wait));
     }
-    let user = users::find_by_email(&mut conn, &email).await?;
     // Release the connection while argon2 works on the blocking pool.
     drop(conn);
     let stored = user.as_ref().map_or_else(
@@ -79,17 +86,27 @@ pub(super) async fn login(
         other => {
             let actor = other.as_ref().map(|u| u.id);
             conn.transaction::<_, AppError, _>(async |conn| {
-                let (meta, email, account_key, ip_key) = (&meta, &email, &account_key, &ip_key);
-                throttle::record_failure(conn, account_key, limits.per_account, limits, now)
+                let (lockout, pause) = (limits.lockout, limits.ceiling_pause);
+                throttle::record_failure(conn, &pair_key, limits.per_pair, lockout, limits, now)
                     .await?;
-                if let Some(ip_key) = ip_key {
-                    throttle::record_failure(conn, ip_key, limits.per_ip, limits, now).await?;
+                if let Some(ip_key) = &ip_key {
+                    throttle::record_failure(conn, ip_key, limits.per_ip, lockout, limits, now)
+                        .await?;
                 }
+                throttle::record_failure(
+                    conn,
+                    &account_key,
+                    limits.per_account,
+                    pause,
+                    limits,
+                    now,
+                )
+                .await?;
                 audit::record(
                     conn,
                     now,
-                    meta,
-                    audit::Event::new(actor, audit::Action::LoginFailed, "login", email),
+                    &meta,
+                    audit::Event::new(actor, audit::Action::LoginFailed, "login", &email),
                 )
                 .await?;
                 Ok(())
@@ -117,8 +134,8 @@ pub(super) async fn login(
     }
     let tokens = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let (state, user, meta, account_key) = (&state, &user, &meta, &account_key);
-            throttle::clear(conn, account_key).await?;
+            let (state, user, meta) = (&state, &user, &meta);
+            throttle::clear(conn, &pair_key).await?;
             audit::record(
                 conn,
                 now,

@@ -105,15 +105,16 @@ async fn within_link_limit(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let limit = state.settings.limits.verification_links;
-    let recent: Vec<DateTime<Utc>> = email_verifications::table
+    let nth: Option<DateTime<Utc>> = email_verifications::table
         .filter(email_verifications::user_id.eq(user))
         .filter(email_verifications::created_at.gt(limit.since(now)))
         .order(email_verifications::created_at.desc())
-        .limit(limit.max)
+        .offset(limit.skip())
         .select(email_verifications::created_at)
-        .load(conn)
-        .await?;
-    limit.check(&recent, now)
+        .first(conn)
+        .await
+        .optional()?;
+    limit.check(nth, now)
 }
 
 /// Emails a new verification link to the account's address.

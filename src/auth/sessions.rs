@@ -104,6 +104,23 @@ impl SessionCache {
     }
 }
 
+/// Whether `user` ever signed in from `ip` (among the sign-ins still kept).
+pub async fn signed_in_from(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    ip: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        auth_sessions::table.filter(
+            auth_sessions::user_id
+                .eq(user_id)
+                .and(auth_sessions::ip.eq(ip)),
+        ),
+    ))
+    .get_result(conn)
+    .await
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,

@@ -1,5 +1,8 @@
-//! Failed sign-in counters per account and per client address, kept in
-//! PostgreSQL so that every instance enforces the same limit.
+//! Failed sign-in counters, kept in PostgreSQL so that every instance
+//! enforces the same limit: per account and address pair (pauses the
+//! attacker's address, never the owner's), per address (one address guessing
+//! many accounts), and per account (a ceiling that slows a guess from
+//! anywhere new once very many addresses have failed).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,6 +12,10 @@ use crate::{config::LoginLimits, db::schema::login_throttle};
 
 pub fn account_key(email: &str) -> String {
     format!("email:{email}")
+}
+
+pub fn pair_key(email: &str, ip: Option<&str>) -> String {
+    format!("pair:{email}|{}", ip.unwrap_or("-"))
 }
 
 pub fn ip_key(ip: &str) -> String {
@@ -30,16 +37,18 @@ pub async fn locked_for(
     Ok(until.map(|u| (u - now).num_seconds().max(1) as u64))
 }
 
-/// Counts one failure against `key`; locks it once `limit` is reached in the window.
+/// Counts one failure against `key`; once `limit` is reached in the window,
+/// each further failure locks it for `lock_for`.
 pub async fn record_failure(
     conn: &mut AsyncPgConnection,
     key: &str,
     limit: i32,
+    lock_for: std::time::Duration,
     limits: &LoginLimits,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let window_start = now - chrono::Duration::from_std(limits.window).unwrap_or_default();
-    let lock_until = now + chrono::Duration::from_std(limits.lockout).unwrap_or_default();
+    let lock_until = now + chrono::Duration::from_std(lock_for).unwrap_or_default();
     use diesel::dsl::sql;
     use diesel::sql_types::{Integer, Nullable, Timestamptz};
     diesel::insert_into(login_throttle::table)
@@ -79,7 +88,8 @@ pub async fn record_failure(
     Ok(())
 }
 
-/// A successful sign-in clears the account's counter (not the address's).
+/// A successful sign-in clears its pair's counter (not the address's or the
+/// account's: those count what others tried).
 pub async fn clear(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
     diesel::delete(login_throttle::table.filter(login_throttle::key.eq(key)))
         .execute(conn)

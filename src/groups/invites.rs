@@ -109,6 +109,41 @@ pub(super) async fn invites_where(
     Ok(views)
 }
 
+/// Invitations go to any address with text of the sender's choosing, so
+/// each sender, and each group, may send only so many a day.
+async fn within_invitation_limits(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    group: Uuid,
+    sender: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let limits = &state.settings.limits;
+    let invitations = || {
+        group_invites::table
+            .filter(group_invites::kind.eq(InviteKind::Invite))
+            .order(group_invites::created_at.desc())
+            .select(group_invites::created_at)
+    };
+    let (by_sender, for_group) = (limits.invitations_per_sender, limits.invitations_per_group);
+    let nth: Option<DateTime<Utc>> = invitations()
+        .filter(group_invites::invited_by.eq(sender))
+        .filter(group_invites::created_at.gt(by_sender.since(now)))
+        .offset(by_sender.skip())
+        .first(conn)
+        .await
+        .optional()?;
+    by_sender.check(nth, now)?;
+    let nth: Option<DateTime<Utc>> = invitations()
+        .filter(group_invites::group_id.eq(group))
+        .filter(group_invites::created_at.gt(for_group.since(now)))
+        .offset(for_group.skip())
+        .first(conn)
+        .await
+        .optional()?;
+    for_group.check(nth, now)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteInput {
@@ -119,7 +154,8 @@ pub struct InviteInput {
 /// A host or moderator invites a colleague by email. The invitation is
 /// emailed, and shown in the app when the address has an account.
 #[utoipa::path(tag = "groups", params(("id" = Uuid, Path)), request_body = InviteInput, security(("bearer" = [])),
-    responses((status = 201, body = InviteView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = InviteView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "over the sender's or the group's daily limit; see Retry-After")))]
 #[post("/groups/{id}/invites")]
 pub(super) async fn invite_member(
     state: web::Data<AppState>,
@@ -143,6 +179,7 @@ pub(super) async fn invite_member(
     let invite_id = Uuid::now_v7();
     conn.transaction::<_, AppError, _>(async |conn| {
         require_moderator(conn, id, auth.user_id).await?;
+        within_invitation_limits(conn, &state, id, auth.user_id, now).await?;
         let group = load_group(conn, id).await?;
         let invitee = users::find_by_email(conn, &email).await?;
         if let Some(user) = &invitee

@@ -172,7 +172,8 @@ async fn by_key(
 /// first answer and create nothing new.
 #[utoipa::path(tag = "referrals", request_body = NewReferral, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key chosen by the client")),
-    responses((status = 201, body = ReferralView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ReferralView), (status = 403, body = ErrorBody, description = "email not verified"), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "over the sender's hourly limit; see Retry-After")))]
 #[post("/referrals")]
 pub async fn create_referral(
     state: web::Data<AppState>,
@@ -229,9 +230,24 @@ pub async fn create_referral(
                 version: 1,
                 checked_in_at: None,
             };
-            // The licence check and the insert go together in one round trip;
-            // a refusal rolls the insert back with the transaction.
+            // The sender's hourly limit, the licence check and the insert go
+            // together in one round trip; a refusal rolls the insert back
+            // with the transaction.
             let shared: &AsyncPgConnection = conn;
+            let limit = state.settings.limits.referrals_per_sender;
+            let recent = async {
+                let mut c = shared;
+                referrals::table
+                    .filter(referrals::sender_id.eq(auth.user_id))
+                    .filter(referrals::created_at.gt(limit.since(now)))
+                    .order(referrals::created_at.desc())
+                    .offset(limit.skip())
+                    .select(referrals::created_at)
+                    .first::<chrono::DateTime<chrono::Utc>>(&mut c)
+                    .await
+                    .optional()
+                    .map_err(AppError::from)
+            };
             let check = async {
                 crate::profiles::licensed_states(shared, &recipients)
                     .await
@@ -248,7 +264,9 @@ pub async fn create_referral(
                     .await
                     .map_err(AppError::from)
             };
-            let (licensed, inserted) = futures_util::try_join!(check, insert)?;
+            // Sent first, so the count is of the referrals before this one.
+            let (nth_newest, licensed, inserted) = futures_util::try_join!(recent, check, insert)?;
+            limit.check(nth_newest, now)?;
             // Every colleague must exist, be enabled and be licensed where the client lives.
             for r in &recipients {
                 match licensed.iter().find(|(id, _)| id == r) {

@@ -4,7 +4,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp, send};
+use crate::support::{PASSWORD, Reply, TestApp, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_clinician_registers_and_sees_their_account() {
@@ -193,32 +193,140 @@ async fn forged_tampered_and_wrong_algorithm_tokens_are_refused() {
         .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_failures_lock_the_account_with_retry_after() {
-    let app = TestApp::spawn().await;
-    app.register("Ana").await;
-    for _ in 0..5 {
-        app.login("ana@clinic.example", "wrong password, again")
-            .await
-            .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+/// A sign-in attempt from the address `ip` (behind a trusted proxy).
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Reply {
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        // A client may send its own X-Forwarded-For; the proxy appends what it saw.
+        .header("x-forwarded-for", format!("203.0.113.250, {ip}"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
     }
-    let locked = app.login("ana@clinic.example", PASSWORD).await;
-    locked.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    let retry_after: u64 = locked.headers["retry-after"]
+}
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply.headers["retry-after"]
         .to_str()
         .unwrap()
         .parse()
-        .unwrap();
-    assert!(
-        (1..=15 * 60).contains(&retry_after),
-        "Retry-After {retry_after}"
-    );
+        .unwrap()
+}
 
-    // After the lockout the right password works again.
-    app.clock.advance(chrono::Duration::minutes(16));
-    app.login("ana@clinic.example", PASSWORD)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_knows_her_email_cannot_keep_the_owner_out() {
+    let app = TestApp::spawn_with(|s| s.trust_forwarded_for = true).await;
+    app.register("Ana").await;
+    let ana = "ana@clinic.example";
+    // The owner has signed in from her office before.
+    login_from(&app, "198.51.100.7", ana, PASSWORD)
         .await
         .assert(StatusCode::OK);
+
+    // An attacker guesses from elsewhere: after five, that address pauses.
+    for _ in 0..5 {
+        login_from(&app, "192.0.2.66", ana, "wrong password, again")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let paused = login_from(&app, "192.0.2.66", ana, PASSWORD).await;
+    paused.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!((1..=15 * 60).contains(&retry_after(&paused)));
+
+    // The owner signs in from her office, and from a new café too.
+    login_from(&app, "198.51.100.7", ana, PASSWORD)
+        .await
+        .assert(StatusCode::OK);
+    login_from(&app, "198.51.100.99", ana, PASSWORD)
+        .await
+        .assert(StatusCode::OK);
+
+    // After the pause the attacker's address may try again.
+    app.clock.advance(chrono::Duration::minutes(16));
+    login_from(&app, "192.0.2.66", ana, "wrong password, again")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_attack_on_one_account_is_slowed_but_its_owner_still_gets_in() {
+    let app = TestApp::spawn_with(|s| {
+        s.trust_forwarded_for = true;
+        s.login_limits.per_account = 6;
+    })
+    .await;
+    app.register("Ana").await;
+    let ana = "ana@clinic.example";
+    login_from(&app, "198.51.100.7", ana, PASSWORD)
+        .await
+        .assert(StatusCode::OK);
+    // Six addresses, one guess each: under every address's limit.
+    for i in 0..6 {
+        login_from(&app, &format!("192.0.2.{i}"), ana, "wrong password, again")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    // The account now takes one guess a minute from anywhere new...
+    let slowed = login_from(&app, "192.0.2.77", ana, "wrong password, again").await;
+    slowed.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!((1..=60).contains(&retry_after(&slowed)), "{slowed:?}");
+    // ...but not from where its owner signed in before.
+    login_from(&app, "198.51.100.7", ana, PASSWORD)
+        .await
+        .assert(StatusCode::OK);
+    // A minute later the next guess is heard (and pauses the account again).
+    app.clock.advance(chrono::Duration::seconds(61));
+    login_from(&app, "192.0.2.78", ana, "wrong password, again")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    login_from(&app, "192.0.2.79", ana, "wrong password, again")
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_current_passwords_pause_password_and_email_changes() {
+    let app = TestApp::spawn_with(|s| s.limits.wrong_passwords = 5).await;
+    let ana = app.register("Ana").await;
+    let change = || {
+        ana.post(
+            "/api/v1/me/password",
+            json!({"current_password": "a guess at her password", "new_password": "harbour violet seventeen kites"}),
+        )
+    };
+    for _ in 0..5 {
+        change()
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let paused = change().await;
+    paused.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(retry_after(&paused) > 0);
+    // The pause covers moving the address too, even with the right password.
+    ana.put(
+        "/api/v1/me/email",
+        json!({"new_email": "ana@elsewhere.example", "current_password": PASSWORD}),
+    )
+    .await
+    .assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    app.clock.advance(chrono::Duration::minutes(16));
+    let later = app.sign_in(&ana.email).await;
+    later
+        .put(
+            "/api/v1/me/email",
+            json!({"new_email": "ana@elsewhere.example", "current_password": PASSWORD}),
+        )
+        .await
+        .assert(StatusCode::ACCEPTED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use kith::db::schema::{auth_sessions, password_resets, refresh_tokens};
+use kith::db::schema::{auth_sessions, email_outbox, password_resets, refresh_tokens};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -54,6 +54,17 @@ async fn ended_sign_ins_and_spent_links_are_pruned_after_a_week_and_live_ones_ke
     )
     .await
     .assert(StatusCode::ACCEPTED);
+    // Her verification email and the reset email go out (to files here).
+    app.eventually("the mail is sent", async || {
+        email_outbox::table
+            .filter(email_outbox::sent_at.is_null())
+            .count()
+            .get_result::<i64>(&mut app.db.conn().await)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
 
     app.clock.advance(chrono::Duration::days(8));
     let today = app.sign_in(&ana.email).await;
@@ -62,6 +73,11 @@ async fn ended_sign_ins_and_spent_links_are_pruned_after_a_week_and_live_ones_ke
         .unwrap();
     assert!(pruned.sign_ins >= 2, "{pruned:?}");
     assert_eq!(pruned.reset_links, 1, "{pruned:?}");
+    assert_eq!(pruned.verification_links, 1, "{pruned:?}");
+    assert_eq!(
+        pruned.sent_mail, 2,
+        "the links went with the mail: {pruned:?}"
+    );
 
     let mut conn = app.db.conn().await;
     let sign_ins: Vec<uuid::Uuid> = auth_sessions::table

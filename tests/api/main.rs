@@ -7,6 +7,7 @@ mod auth;
 mod errors;
 mod groups;
 mod housekeeping;
+mod limits;
 mod mail;
 mod migrations;
 mod passwords;

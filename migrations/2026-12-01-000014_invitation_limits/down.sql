@@ -1,0 +1,2 @@
+DROP INDEX group_invites_group_created_idx;
+DROP INDEX group_invites_sender_idx;
