@@ -34,8 +34,12 @@ pub struct RoleChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerificationChange {
-    /// true marks the license verified now; false withdraws the verification.
+    /// true marks the licence verified now; false withdraws the verification.
     pub verified: bool,
+    /// With `verified: true`, the states checked (each one the profile
+    /// claims); every claimed state when left out.
+    #[serde(default)]
+    pub states: Option<Vec<String>>,
 }
 
 async fn target(conn: &mut diesel_async::AsyncPgConnection, id: Uuid) -> AppResult<users::User> {
@@ -110,15 +114,19 @@ async fn set_verification(
 ) -> AppResult<HttpResponse> {
     auth.require_admin()?;
     let id = path.into_inner();
-    let verified = body.0.verified;
+    let VerificationChange { verified, states } = body.0;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let view = conn
         .transaction::<_, AppError, _>(async |conn| {
             let (meta, state) = (&meta, &state);
             target(conn, id).await?;
-            crate::profiles::set_verified(conn, id, verified.then_some((now, auth.user_id)))
-                .await?;
+            let checked = if verified {
+                crate::profiles::licence::verifiable_states(conn, id, states).await?
+            } else {
+                vec![]
+            };
+            crate::profiles::licence::set_verified(conn, id, &checked, (now, auth.user_id)).await?;
             crate::outbox::enqueue(conn, id, now).await?;
             let action = if verified {
                 audit::Action::ProfileLicenseVerified
@@ -129,7 +137,8 @@ async fn set_verification(
                 conn,
                 now,
                 meta,
-                audit::Event::new(Some(auth.user_id), action, "profile", id),
+                audit::Event::new(Some(auth.user_id), action, "profile", id)
+                    .detail(serde_json::json!({ "states": checked })),
             )
             .await?;
             crate::profiles::load_view(conn, id, state.clock.now()).await

@@ -39,6 +39,7 @@ crate::text_enum! {
         ProfileUpdated = "profile.updated",
         ProfileLicenseVerified = "profile.license_verified",
         ProfileLicenseUnverified = "profile.license_unverified",
+        ProfileLicenseChanged = "profile.license_changed",
         CapacityUpdated = "capacity.updated",
         CapacityConfirmed = "capacity.confirmed",
         ReferralSent = "referral.sent",

@@ -171,6 +171,7 @@ diesel::table! {
         license_number -> Nullable<Text>,
         verified_at -> Nullable<Timestamptz>,
         verified_by -> Nullable<Uuid>,
+        verified_states -> Array<Text>,
         bio -> Text,
         specialties -> Array<Text>,
         modalities -> Array<Text>,

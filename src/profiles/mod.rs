@@ -1,6 +1,7 @@
 //! Clinician profiles and live capacity: read, edit with optimistic
 //! concurrency, update and confirm capacity, and the taxonomy behind them.
 
+pub mod licence;
 pub mod model;
 pub mod taxonomy;
 pub mod validate;
@@ -53,18 +54,22 @@ pub async fn create_empty(
     crate::outbox::enqueue(conn, user_id, now).await
 }
 
-/// The licensed states of each of `ids` whose account is enabled and
-/// verified (so only they can be offered referrals). Takes a
+/// The verified licence states of each of `ids` whose account is enabled
+/// and whose address is verified: only these count for referrals. Takes a
 /// shared connection so the caller can pipeline it beside its own writes.
 pub async fn licensed_states(
     mut conn: &AsyncPgConnection,
     ids: &[Uuid],
-) -> QueryResult<Vec<(Uuid, Vec<String>)>> {
+) -> QueryResult<Vec<(Uuid, String, Vec<String>)>> {
     let query = profiles::table
         .inner_join(users::table.on(users::id.eq(profiles::user_id)))
         .filter(users::disabled_at.is_null())
         .filter(users::email_verified_at.is_not_null())
-        .select((profiles::user_id, profiles::license_states))
+        .select((
+            profiles::user_id,
+            users::display_name,
+            profiles::verified_states,
+        ))
         .into_boxed();
     // One colleague by equality: PostgreSQL then reuses one plan. For
     // `= ANY(array)` it plans afresh on every call, because it prices a plan
@@ -107,22 +112,6 @@ pub async fn take_open_slot(
     .execute(conn)
     .await?;
     Ok(taken == 1)
-}
-
-pub async fn set_verified(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    by: Option<(DateTime<Utc>, Uuid)>,
-) -> QueryResult<()> {
-    diesel::update(profiles::table.find(user_id))
-        .set((
-            profiles::verified_at.eq(by.map(|b| b.0)),
-            profiles::verified_by.eq(by.map(|b| b.1)),
-        ))
-        .reused()
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Loads a profile and its owner's name. Disabled and not yet verified
@@ -252,6 +241,9 @@ async fn put_mine(
     let view = conn
         .transaction::<_, AppError, _>(async |conn| {
             let (meta, changes) = (&meta, &changes);
+            let before = licence::locked(conn, auth.user_id).await?;
+            let licence = before.edited(&changes.license_states, changes.license_number.as_deref());
+            let still = !licence.verified.is_empty();
             let updated = diesel::update(
                 profiles::table.filter(
                     profiles::user_id
@@ -261,6 +253,9 @@ async fn put_mine(
             )
             .set((
                 changes,
+                profiles::verified_states.eq(&licence.verified),
+                profiles::verified_at.eq(before.verified_at.filter(|_| still)),
+                profiles::verified_by.eq(before.verified_by.filter(|_| still)),
                 profiles::version.eq(profiles::version + 1),
                 profiles::updated_at.eq(now),
             ))
@@ -279,6 +274,39 @@ async fn put_mine(
                     .await?;
             }
             crate::outbox::enqueue(conn, auth.user_id, now).await?;
+            if !licence.is_empty() {
+                let name = match &display_name {
+                    Some(name) => name.clone(),
+                    None => {
+                        users::table
+                            .find(auth.user_id)
+                            .select(users::display_name)
+                            .first(conn)
+                            .await?
+                    }
+                };
+                if licence.concerns_administrators() {
+                    let url = &state.mailer.public_url;
+                    licence::tell_administrators(conn, url, &name, &licence, now).await?;
+                }
+                audit::record(
+                    conn,
+                    now,
+                    meta,
+                    audit::Event::new(
+                        Some(auth.user_id),
+                        audit::Action::ProfileLicenseChanged,
+                        "profile",
+                        auth.user_id,
+                    )
+                    .detail(serde_json::json!({
+                        "added": licence.added, "removed": licence.removed,
+                        "number_changed": licence.number_changed,
+                        "no_longer_verified": licence.unverified,
+                    })),
+                )
+                .await?;
+            }
             audit::record(
                 conn,
                 now,
@@ -296,6 +324,7 @@ async fn put_mine(
         })
         .await?;
     state.indexer_wake.notify_one();
+    state.courier_wake.notify_one();
     Ok(with_etag(&view))
 }
 

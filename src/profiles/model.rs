@@ -56,6 +56,8 @@ pub struct Profile {
     pub license_number: Option<String>,
     pub verified_at: Option<DateTime<Utc>>,
     pub verified_by: Option<Uuid>,
+    /// The claimed states an administrator verified (a subset of `license_states`).
+    pub verified_states: Vec<String>,
     pub bio: String,
     pub specialties: Vec<String>,
     pub modalities: Vec<String>,
@@ -91,6 +93,7 @@ impl Profile {
             license_number: None,
             verified_at: None,
             verified_by: None,
+            verified_states: vec![],
             bio: String::new(),
             specialties: vec![],
             modalities: vec![],
@@ -126,7 +129,11 @@ pub struct ProfileView {
     pub credentials: Vec<String>,
     pub license_states: Vec<String>,
     pub license_number: Option<String>,
+    /// Whether an administrator verified the licence in at least one state.
     pub license_verified: bool,
+    /// The states of `license_states` an administrator verified; only these
+    /// count for referrals and match.
+    pub verified_states: Vec<String>,
     pub verified_at: Option<DateTime<Utc>>,
     pub bio: String,
     pub specialties: Vec<String>,
@@ -161,7 +168,8 @@ impl ProfileView {
         Self {
             user_id: p.user_id,
             display_name,
-            license_verified: p.verified_at.is_some(),
+            license_verified: !p.verified_states.is_empty(),
+            verified_states: p.verified_states,
             verified_at: p.verified_at,
             credentials: p.credentials,
             license_states: p.license_states,

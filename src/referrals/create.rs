@@ -267,20 +267,21 @@ pub async fn create_referral(
             // Sent first, so the count is of the referrals before this one.
             let (nth_newest, licensed, inserted) = futures_util::try_join!(recent, check, insert)?;
             limit.check(nth_newest, now)?;
-            // Every colleague must exist, be enabled and be licensed where the client lives.
+            // Every colleague must exist, be enabled, and hold a licence an
+            // administrator verified where the client lives.
             for r in &recipients {
-                match licensed.iter().find(|(id, _)| id == r) {
+                match licensed.iter().find(|(id, _, _)| id == r) {
                     None => {
                         return Err(AppError::invalid_field(
                             "recipients",
                             format!("No clinician {r}."),
                         ));
                     }
-                    Some((_, states)) if !states.contains(&referral.client_state) => {
+                    Some((_, name, states)) if !states.contains(&referral.client_state) => {
                         return Err(AppError::invalid_field(
                             "recipients",
                             format!(
-                                "Clinician {r} is not licensed in {}, where the client lives.",
+                                "{name} has no verified licence in {}, where the client lives.",
                                 referral.client_state
                             ),
                         ));

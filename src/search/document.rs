@@ -47,9 +47,12 @@ pub struct ClinicianDoc {
     pub languages: Vec<String>,
     pub insurance: Vec<String>,
     pub license_states: Vec<String>,
+    /// The licence states an administrator verified.
+    pub verified_states: Vec<String>,
     pub telehealth: bool,
     pub in_person: bool,
     pub accepting_referrals: bool,
+    /// Verified in at least one state.
     pub verified: bool,
     pub waitlist: Waitlist,
     /// 0 none, 1 short, 2 medium, 3 long: for `max_wait`.
@@ -80,6 +83,8 @@ pub struct Shown {
     pub languages: Vec<String>,
     pub insurance: Vec<String>,
     pub license_states: Vec<String>,
+    #[serde(default)]
+    pub verified_states: Vec<String>,
     pub telehealth: bool,
     pub in_person: bool,
     pub accepting_referrals: bool,
@@ -101,6 +106,7 @@ impl From<ClinicianDoc> for Shown {
             languages: d.languages,
             insurance: d.insurance,
             license_states: d.license_states,
+            verified_states: d.verified_states,
             telehealth: d.telehealth,
             in_person: d.in_person,
             accepting_referrals: d.accepting_referrals,
@@ -179,10 +185,11 @@ impl ClinicianDoc {
             languages: p.languages.clone(),
             insurance: p.insurance.clone(),
             license_states: p.license_states.clone(),
+            verified_states: p.verified_states.clone(),
             telehealth: p.telehealth,
             in_person: p.in_person,
             accepting_referrals: p.accepting_referrals,
-            verified: p.verified_at.is_some(),
+            verified: !p.verified_states.is_empty(),
             waitlist,
             waitlist_rank: waitlist_rank(waitlist),
             capacity_tier: capacity_tier(p, now),

@@ -28,8 +28,11 @@ pub struct ClinicianHit {
     pub user_id: Uuid,
     pub display_name: String,
     pub credentials: Vec<String>,
+    /// An administrator verified the licence in at least one state.
     pub license_verified: bool,
     pub license_states: Vec<String>,
+    /// The states of `license_states` an administrator verified.
+    pub verified_states: Vec<String>,
     pub city: Option<String>,
     pub state: Option<String>,
     pub specialties: Vec<String>,
@@ -168,6 +171,7 @@ fn hit(
         credentials: card.credentials,
         license_verified: doc.verified,
         license_states: doc.license_states,
+        verified_states: doc.verified_states,
         city: card.city,
         state: card.state,
         specialties: doc.specialties,

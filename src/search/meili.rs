@@ -69,7 +69,7 @@ pub fn filter(q: &SearchQuery) -> Option<String> {
             .map(|s| format!("specialties = {}", quote(s))),
     );
     if let Some(state) = &q.licensed_in {
-        parts.push(format!("license_states = {}", quote(state)));
+        parts.push(format!("{} = {}", q.licence_attribute(), quote(state)));
     }
     for (attribute, value) in q.flag_filters() {
         if let Some(value) = value {
@@ -414,6 +414,7 @@ mod tests {
             languages: vec!["english".into()],
             insurance: vec![],
             license_states: vec!["NY".into()],
+            verified_states: vec!["NY".into()],
             telehealth: true,
             in_person: false,
             accepting_referrals: true,

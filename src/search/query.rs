@@ -86,6 +86,16 @@ impl SearchQuery {
         (self.page.saturating_sub(1) as usize) * self.per_page as usize
     }
 
+    /// The attribute `licensed_in` filters on: a verified licence there when
+    /// `verified_only`, else a claimed one.
+    pub fn licence_attribute(&self) -> &'static str {
+        if self.verified_only {
+            "verified_states"
+        } else {
+            "license_states"
+        }
+    }
+
     /// The yes/no filters, by document attribute, as both engines apply them.
     pub fn flag_filters(&self) -> [(&'static str, Option<bool>); 5] {
         [

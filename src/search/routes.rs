@@ -50,7 +50,8 @@ struct SearchParams {
     /// Lowest fee at most this many dollars.
     fee_max: Option<i32>,
     sliding_scale: Option<bool>,
-    /// Only license-verified clinicians.
+    /// Only clinicians whose licence an administrator verified; with
+    /// `licensed_in`, verified in that state.
     verified: Option<bool>,
     page: Option<u32>,
     /// 1 to 100, default 20.

@@ -242,6 +242,9 @@ fn clinician(
         created_at,
         updated_at: created_at,
     };
+    let verified_at = rng
+        .random_bool(0.9)
+        .then_some(created_at + Duration::days(1));
     let profile = Profile {
         credentials: vec![credential.to_string()],
         license_number: Some(format!(
@@ -249,9 +252,12 @@ fn clinician(
             place.state,
             rng.random_range(0..1_000_000)
         )),
-        verified_at: rng
-            .random_bool(0.9)
-            .then_some(created_at + Duration::days(1)),
+        verified_at,
+        verified_states: if verified_at.is_some() {
+            license_states.clone()
+        } else {
+            vec![]
+        },
         bio,
         specialties,
         modalities,
@@ -301,6 +307,7 @@ fn demo_accounts(now: DateTime<Utc>, password_hash: &str) -> Vec<(SeedUser, Prof
                 license_states: s(&["NY", "NJ"]),
                 license_number: Some(format!("NY-{:06}", 100 + i)),
                 verified_at: Some(now),
+                verified_states: s(&["NY", "NJ"]),
                 bio: "Demo account. I work with adults and couples on anxiety, trauma and life transitions.".into(),
                 specialties: s(&["anxiety", "trauma-ptsd", "life-transitions", "couples"]),
                 modalities: s(&["cbt", "emdr", "eft"]),

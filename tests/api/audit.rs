@@ -22,6 +22,13 @@ async fn sign_ins_role_changes_and_profile_edits_are_audited_with_address_and_re
         )
         .await
         .assert(StatusCode::OK);
+    let version = ana.profile().await["version"].clone();
+    ana.put(
+        "/api/v1/profiles/me",
+        json!({"version": version, "license_states": ["NY"]}),
+    )
+    .await
+    .assert(StatusCode::OK);
     admin
         .put(
             &format!("/api/v1/admin/users/{}/verification", ana.id),

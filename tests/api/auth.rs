@@ -376,15 +376,36 @@ async fn only_an_admin_changes_roles_and_verifies_licenses() {
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
 
     let verify = format!("/api/v1/admin/users/{}/verification", ana.id);
+    // Nothing to verify before the profile names a licence state.
+    admin
+        .put(&verify, json!({"verified": true}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    ana.put(
+        "/api/v1/profiles/me",
+        json!({"version": 1, "license_states": ["NY", "NJ"], "license_number": "NY-123"}),
+    )
+    .await
+    .assert(StatusCode::OK);
     ana.put(&verify, json!({"verified": true}))
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(ana.profile().await["license_verified"], false);
+    // A state the profile does not claim cannot be verified.
     admin
-        .put(&verify, json!({"verified": true}))
+        .put(&verify, json!({"verified": true, "states": ["CA"]}))
         .await
-        .assert(StatusCode::OK);
-    assert_eq!(ana.profile().await["license_verified"], true);
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let checked = admin
+        .put(&verify, json!({"verified": true, "states": ["NY"]}))
+        .await;
+    assert_eq!(
+        checked.assert(StatusCode::OK)["verified_states"],
+        json!(["NY"])
+    );
+    let profile = ana.profile().await;
+    assert_eq!(profile["license_verified"], true);
+    assert_eq!(profile["verified_states"], json!(["NY"]));
     admin
         .put(
             &format!("/api/v1/admin/users/{}/verification", uuid::Uuid::new_v4()),

@@ -14,6 +14,7 @@ async fn colleague(app: &TestApp, name: &str) -> Clinician {
         .put("/api/v1/profiles/me", json!({"version": 1, "license_states": ["NY"], "specialties": ["grief"], "accepting_referrals": true}))
         .await
         .assert(StatusCode::OK);
+    app.verify_licence(&person).await;
     person
         .set_capacity(json!({"open_slots": 2}))
         .await

@@ -300,3 +300,86 @@ async fn the_taxonomy_offers_a_realistic_vocabulary() {
             .any(|s| s == "ptsd")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_licence_verification_sticks_only_to_what_the_administrator_checked() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("Avery").await;
+    let ana = app.register("Ana").await;
+    let ben = crate::referrals::colleague(&app, "Ben", 0).await;
+    let edit = |version: i64, states: &[&str], number: &str| {
+        ana.put(
+            "/api/v1/profiles/me",
+            json!({"version": version, "license_states": states, "license_number": number,
+                   "specialties": ["anxiety"], "accepting_referrals": true, "telehealth": true}),
+        )
+    };
+    edit(1, &["NY", "NJ"], "LCSW-1001")
+        .await
+        .assert(StatusCode::OK);
+    ana.set_capacity(json!({"open_slots": 3}))
+        .await
+        .assert(StatusCode::OK);
+    // Claimed but not verified: no referral can reach her there.
+    let to_ana = |state: &str| {
+        let mut r = crate::referrals::referral("direct", &[&ana]);
+        r["packet"]["state"] = json!(state);
+        r
+    };
+    let refused = ben.post("/api/v1/referrals", to_ana("NY")).await;
+    refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Ana has no verified licence in NY"),
+        "{}",
+        refused.body
+    );
+    admin
+        .put(
+            &format!("/api/v1/admin/users/{}/verification", ana.id),
+            json!({"verified": true}),
+        )
+        .await
+        .assert(StatusCode::OK);
+    ben.post("/api/v1/referrals", to_ana("NJ"))
+        .await
+        .assert(StatusCode::CREATED);
+
+    // She drops NJ and adds CA: NY stays verified, CA waits, NJ is gone.
+    // (Version 2 was the capacity update.)
+    let view = edit(3, &["NY", "CA"], "LCSW-1001").await;
+    let view = view.assert(StatusCode::OK);
+    assert_eq!(view["verified_states"], json!(["NY"]));
+    assert_eq!(view["license_verified"], true);
+    ben.post("/api/v1/referrals", to_ana("CA"))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    ben.post("/api/v1/referrals", to_ana("NY"))
+        .await
+        .assert(StatusCode::CREATED);
+    // Administrators are told what changed.
+    let notes = admin.get("/api/v1/notifications").await;
+    let notes = notes.assert(StatusCode::OK)["items"].to_string();
+    assert!(notes.contains("Ana added CA, removed NJ"), "{notes}");
+    assert!(notes.contains("no longer verified: NJ"), "{notes}");
+
+    // A new licence number clears every state.
+    let view = edit(4, &["NY", "CA"], "LCSW-2002").await;
+    let view = view.assert(StatusCode::OK);
+    assert_eq!(view["verified_states"], json!([]));
+    assert_eq!(view["license_verified"], false);
+    assert!(view["verified_at"].is_null());
+    ben.post("/api/v1/referrals", to_ana("NY"))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    // And the search index says so too.
+    app.eventually("the index drops her verification", async || {
+        let hits = admin
+            .get("/api/v1/search/clinicians?verified=true&licensed_in=NY")
+            .await;
+        !hits.body.to_string().contains(&ana.id.to_string())
+    })
+    .await;
+}

@@ -16,6 +16,7 @@ pub(crate) async fn colleague(app: &TestApp, name: &str, slots: i64) -> Clinicia
         )
         .await
         .assert(StatusCode::OK);
+    app.verify_licence(&person).await;
     person
         .set_capacity(json!({"open_slots": slots}))
         .await

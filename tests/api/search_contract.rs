@@ -137,7 +137,13 @@ fn docs(taxonomy: &Taxonomy) -> Vec<ClinicianDoc> {
                 waitlist: kith::profiles::Waitlist::parse(p.capacity.1).unwrap(),
                 capacity_confirmed_at: p.capacity.2.map(|d| now - Duration::days(d)),
                 fee_min: Some(p.fee_min),
-                verified_at: Some(now),
+                // Everyone's licence is verified but Finn's.
+                verified_at: (p.name != "Finn Grief").then_some(now),
+                verified_states: if p.name == "Finn Grief" {
+                    vec![]
+                } else {
+                    s(&[p.state])
+                },
                 bio: format!("{} sees adults.", p.name),
                 ..Profile::empty(id_of(p.name), now)
             };
@@ -221,6 +227,20 @@ async fn contract(engine: Arc<dyn SearchIndex>) {
     let q = SearchQuery {
         licensed_in: Some("MA".into()),
         telehealth: Some(true),
+        ..SearchQuery::default()
+    };
+    assert_eq!(names(e, q).await, ["Eve Obsessions"]);
+    // Licensed there, and verified there.
+    let q = SearchQuery {
+        licensed_in: Some("MA".into()),
+        ..SearchQuery::default()
+    };
+    let mut in_ma = names(e, q).await;
+    in_ma.sort();
+    assert_eq!(in_ma, ["Eve Obsessions", "Finn Grief"]);
+    let q = SearchQuery {
+        licensed_in: Some("MA".into()),
+        verified_only: true,
         ..SearchQuery::default()
     };
     assert_eq!(names(e, q).await, ["Eve Obsessions"]);

@@ -80,6 +80,19 @@ function signUpPage() {
 
 // ---------- profile and capacity ----------
 
+// Which claimed states an administrator verified, and what an edit does to that.
+function licenceStatus(profile) {
+  const waiting = profile.license_states.filter((s) => !profile.verified_states.includes(s));
+  if (!profile.license_states.length) {
+    return h("p", { class: "muted licence-status" }, "Name the states you are licensed in: colleagues can refer clients to you only where an administrator has verified your licence.");
+  }
+  return h("p", { class: "muted licence-status" },
+    profile.verified_states.length ? h("span", { class: "cap cap-open" }, `Verified in ${profile.verified_states.join(", ")}`) : null,
+    profile.verified_states.length && waiting.length ? " " : null,
+    waiting.length ? h("span", { class: "cap cap-unknown" }, `Not yet verified: ${waiting.join(", ")}`) : null,
+    " Referrals reach you only in verified states. A new licence number clears the verification; an administrator checks it again.");
+}
+
 const WAITLIST = [["none", "No wait: can start now"], ["short", "Under 2 weeks"], ["medium", "2 to 6 weeks"], ["long", "Over 6 weeks"]];
 
 async function profilePage() {
@@ -136,6 +149,7 @@ async function profilePage() {
     h("h2", {}, "Profile"), h("p", { class: "error", hidden: true }),
     field("Name", inputs.display_name), field("Credentials (comma separated)", inputs.credentials),
     h("div", { class: "row" }, field("Licensed in (states)", inputs.license_states), field("License number", inputs.license_number)),
+    licenceStatus(profile),
     field("About your practice", inputs.bio),
     h("div", { class: "row" }, field("Specialties", inputs.specialties), field("Modalities", inputs.modalities)),
     h("div", { class: "row" }, field("Populations", inputs.populations), field("Languages", inputs.languages), field("Insurance", inputs.insurance)),
@@ -264,7 +278,7 @@ function hitCard(hit) {
   if (hit.telehealth) why.push("telehealth");
   return h("article", { class: "card hit" },
     h("h2", {}, h("span", { html: hit.highlights?.display_name || hit.display_name }), " ", capacityBadge(hit),
-      hit.license_verified ? h("span", { class: "muted" }, " · license verified") : null),
+      hit.verified_states?.length ? h("span", { class: "muted" }, ` · licence verified in ${hit.verified_states.join(", ")}`) : null),
     h("p", { class: "chips" }, (hit.highlights?.specialties?.length ? hit.highlights.specialties : hit.specialties.map((s) => label("specialties", s)))
       .map((s) => h("span", { class: "chip", html: s }))),
     h("p", { class: "why" }, "Why this match: ", why.join(" · ") || "fits your filters"),
@@ -331,7 +345,7 @@ async function referPage(params) {
         h("li", {}, h("label", { class: "check" }, h("input", { type: "checkbox", checked: true, onchange: (e) => {
           const id = c.clinician.user_id;
           picked = e.target.checked ? [...picked, id] : picked.filter((x) => x !== id);
-        } }), `${c.clinician.display_name} — ${c.why.join("; ")}`)))));
+        } }), `${c.clinician.display_name} — ${[...c.why, `licence verified in ${c.clinician.verified_states.join(", ")}`].join("; ")}`)))));
     } catch (err) {
       showError(form, err);
     }

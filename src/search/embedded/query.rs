@@ -118,7 +118,7 @@ impl EmbeddedEngine {
             any_of("specialties", std::slice::from_ref(s));
         }
         if let Some(state) = &q.licensed_in {
-            any_of("license_states", std::slice::from_ref(state));
+            any_of(q.licence_attribute(), std::slice::from_ref(state));
         }
         if let Some(max) = q.max_wait {
             let bands: Vec<String> = WAITLIST_BANDS

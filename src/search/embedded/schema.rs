@@ -10,7 +10,7 @@ use crate::search::engine::{FACETS, SearchError};
 pub(super) const WRITER_HEAP: usize = 50_000_000;
 /// Bumped whenever `schema()` changes: directories of another version are
 /// not opened but replaced (and refilled through the outbox).
-pub(super) const SCHEMA_VERSION: u32 = 5;
+pub(super) const SCHEMA_VERSION: u32 = 6;
 pub(super) const POINTER: &str = "current";
 
 /// Multi-valued keyword attributes (filters and facets): the first of the
@@ -80,10 +80,15 @@ pub(super) fn schema() -> (Schema, Fields) {
     let id_hi = b.add_u64_field("id_hi", FAST);
     let id_lo = b.add_u64_field("id_lo", FAST);
     let text = b.add_text_field("text", TEXT);
-    let keywords = KEYWORDS
+    let mut keywords: BTreeMap<&'static str, Field> = KEYWORDS
         .iter()
         .map(|name| (*name, b.add_text_field(name, STRING | FAST)))
         .collect();
+    // A filter only (never a facet): `licensed_in` with `verified`.
+    keywords.insert(
+        "verified_states",
+        b.add_text_field("verified_states", STRING),
+    );
     let flags = FLAGS
         .iter()
         .map(|name| (*name, b.add_u64_field(name, INDEXED | FAST)))

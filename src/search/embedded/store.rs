@@ -72,13 +72,14 @@ impl Live {
         {
             d.add_text(f.text, text);
         }
-        let lists: [(&str, &Vec<String>); 6] = [
+        let lists: [(&str, &Vec<String>); 7] = [
             ("specialties", &doc.specialties),
             ("modalities", &doc.modalities),
             ("populations", &doc.populations),
             ("insurance", &doc.insurance),
             ("languages", &doc.languages),
             ("license_states", &doc.license_states),
+            ("verified_states", &doc.verified_states),
         ];
         for (name, values) in lists {
             for v in values {

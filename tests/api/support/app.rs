@@ -16,6 +16,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub handle: actix_web::dev::ServerHandle,
     pub data_dir: std::path::PathBuf,
+    /// An administrator who verifies licences, made when first needed.
+    registrar: tokio::sync::OnceCell<Clinician>,
 }
 
 impl TestApp {
@@ -55,6 +57,7 @@ impl TestApp {
             db,
             handle,
             data_dir,
+            registrar: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -155,6 +158,19 @@ impl TestApp {
         // A new sign-in so the token carries the new role from the start.
         person = self.sign_in(&person.email).await;
         person
+    }
+
+    /// An administrator verifies every licence state `person`'s profile
+    /// claims, through the API (only verified states count for referrals).
+    pub async fn verify_licence(&self, person: &Clinician) {
+        let registrar = self.registrar.get_or_init(|| self.admin("Registrar")).await;
+        registrar
+            .put(
+                &format!("/api/v1/admin/users/{}/verification", person.id),
+                json!({"verified": true}),
+            )
+            .await
+            .assert(StatusCode::OK);
     }
 
     /// Polls until `check` holds (the indexer works in the background), for at most 5 s.
