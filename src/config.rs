@@ -68,6 +68,9 @@ pub struct Settings {
     pub addr: String,
     pub data_dir: PathBuf,
     pub jwt_secret: SecretString,
+    /// Seals secrets kept in PostgreSQL (second-factor keys); every instance
+    /// must share it.
+    pub data_key: SecretString,
     pub allowed_origins: Vec<String>,
     /// Where links in emails point.
     pub public_url: String,
@@ -184,7 +187,17 @@ impl Settings {
                 });
             }
             Some(secret) => SecretString::from(secret),
-            None => load_or_create_jwt_secret(&data_dir)?,
+            None => load_or_create_secret(&data_dir, "jwt-secret", "KITH_JWT_SECRET")?,
+        };
+        let data_key = match var("KITH_DATA_KEY") {
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::Invalid {
+                    name: "KITH_DATA_KEY",
+                    reason: "use at least 32 characters".into(),
+                });
+            }
+            Some(key) => SecretString::from(key),
+            None => load_or_create_secret(&data_dir, "data-key", "KITH_DATA_KEY")?,
         };
         let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let response_hours = ResponseHours {
@@ -224,6 +237,7 @@ impl Settings {
             web_dir: PathBuf::from(var("KITH_WEB_DIR").unwrap_or_else(|| "web".into())),
             data_dir,
             jwt_secret,
+            data_key,
             allowed_origins,
             public_url,
             meili_url: var("MEILI_URL"),
@@ -257,6 +271,7 @@ impl Settings {
             addr: "127.0.0.1:0".into(),
             data_dir,
             jwt_secret: SecretString::from("test-secret-test-secret-test-secret-0123".to_string()),
+            data_key: SecretString::from("test-data-key-test-data-key-test-data-key".to_string()),
             allowed_origins: vec!["http://127.0.0.1".into()],
             public_url: "http://127.0.0.1".into(),
             meili_url: None,
@@ -282,8 +297,15 @@ impl Settings {
     }
 }
 
-fn load_or_create_jwt_secret(data_dir: &std::path::Path) -> Result<SecretString, ConfigError> {
-    let path = data_dir.join("jwt-secret");
+/// A secret from the data directory's file `name`, made (48 random bytes,
+/// hex) when missing: fine for one machine; set `variable` in production so
+/// every instance shares it.
+fn load_or_create_secret(
+    data_dir: &std::path::Path,
+    name: &str,
+    variable: &str,
+) -> Result<SecretString, ConfigError> {
+    let path = data_dir.join(name);
     let io = |source| ConfigError::DataDir {
         path: path.clone(),
         source,
@@ -301,7 +323,7 @@ fn load_or_create_jwt_secret(data_dir: &std::path::Path) -> Result<SecretString,
     write_private(&path, &secret).map_err(io)?;
     tracing::warn!(
         path = %path.display(),
-        "KITH_JWT_SECRET is not set: generated one and kept it in the data directory; set it explicitly in production"
+        "{variable} is not set: generated one and kept it in the data directory; set it explicitly in production"
     );
     Ok(SecretString::from(secret))
 }

@@ -62,6 +62,11 @@ codes! {
     InvalidResetLink = "invalid_reset_link", BAD_REQUEST;
     /// An email verification link is unknown, already used or expired.
     InvalidVerificationLink = "invalid_verification_link", BAD_REQUEST;
+    /// The sign-in step between password and code expired, was used, or
+    /// took too many wrong codes; enter the password again.
+    InvalidChallenge = "invalid_challenge", UNAUTHORIZED;
+    /// The one-time or recovery code is wrong, or was used already.
+    InvalidCode = "invalid_code", UNAUTHORIZED;
     /// The websocket ticket is unknown, used or expired.
     InvalidTicket = "invalid_ticket", UNAUTHORIZED;
     /// Signed in, but not allowed to do this.
@@ -69,6 +74,9 @@ codes! {
     /// The account's email address is not verified yet; open the emailed link
     /// (or ask for a new one) first.
     EmailUnverified = "email_unverified", FORBIDDEN;
+    /// Administrators and supervisors must sign in with a second factor
+    /// before their powers work.
+    SecondFactorRequired = "second_factor_required", FORBIDDEN;
     /// Only members of the group may enter its room.
     NotAMember = "not_a_member", FORBIDDEN;
     /// A session is under way and its host locked the room.
@@ -87,6 +95,10 @@ codes! {
     VersionConflict = "version_conflict", CONFLICT;
     /// An account already uses this email.
     EmailTaken = "email_taken", CONFLICT;
+    /// Two-step sign-in is on already.
+    SecondFactorActive = "second_factor_active", CONFLICT;
+    /// Two-step sign-in is not on (or not started).
+    SecondFactorOff = "second_factor_off", CONFLICT;
     /// The address is verified already.
     EmailAlreadyVerified = "email_already_verified", CONFLICT;
     /// The invitation or request was already answered.

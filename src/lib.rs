@@ -22,6 +22,7 @@ pub mod profiles;
 pub mod referrals;
 pub mod responsiveness;
 pub mod rooms;
+pub mod seal;
 pub mod search;
 pub mod seed;
 pub mod signal;

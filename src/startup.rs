@@ -51,6 +51,7 @@ impl AppState {
             tokens: Arc::new(auth::tokens::TokenKeys::new(&settings)),
             sessions: auth::sessions::SessionCache::new(clock.clone()),
             address_limits: crate::limits::AddressLimits::new(&settings.limits),
+            sealer: crate::seal::Sealer::new(&settings.data_key),
             taxonomy: Arc::new(taxonomy),
             dummy_password_hash: dummy.into(),
             settings: Arc::new(settings),

@@ -22,6 +22,8 @@ pub struct AppState {
     pub clock: Clock,
     pub tokens: Arc<TokenKeys>,
     pub sessions: SessionCache,
+    /// Seals second-factor keys with `KITH_DATA_KEY`.
+    pub sealer: crate::seal::Sealer,
     /// This instance's per-address limits (registration, reset requests).
     pub address_limits: crate::limits::AddressLimits,
     pub taxonomy: Arc<Taxonomy>,

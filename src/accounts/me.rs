@@ -129,7 +129,8 @@ pub(super) async fn change_password(
             let (state, meta, user, hash) = (&state, &meta, &user, &hash);
             let action = audit::Action::AccountPasswordChanged;
             super::reset::set_password(conn, state, meta, user, hash, action).await?;
-            start_session(state, conn, user, meta).await
+            // The new sign-in keeps what this one proved.
+            start_session(state, conn, user, meta, auth.second_factor).await
         })
         .await?;
     state.sessions.forget_user(auth.user_id);

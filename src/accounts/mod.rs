@@ -1,14 +1,17 @@
 //! Accounts: register, sign in, refresh, sign out, read and change one's own
 //! account (`register`, `sign_in`, `me`, `reset` for a forgotten password,
-//! `sign_ins` to see and end them, `verify` to prove an address;
+//! `sign_ins` to see and end them, `verify` to prove an address,
+//! `second_factor` and `code_step` for two-step sign-in;
 //! `tokens` issues a sign-in's tokens),
 //! and what only administrators may do (`admin`).
 
 pub mod admin;
+mod code_step;
 pub mod housekeeping;
 mod me;
 mod register;
 mod reset;
+mod second_factor;
 mod sign_in;
 mod sign_ins;
 mod tokens;
@@ -32,6 +35,12 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(sign_ins::end_sign_in)
         .service(verify::verify)
         .service(verify::resend)
-        .service(verify::change_email);
+        .service(verify::change_email)
+        .service(code_step::code_step)
+        .service(second_factor::status)
+        .service(second_factor::start)
+        .service(second_factor::confirm)
+        .service(second_factor::renew_codes)
+        .service(second_factor::disable);
     admin::routes(cfg);
 }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::tokens::{AuthTokens, invalid_credentials, issue_tokens, start_session};
-use crate::auth::{AuthUser, password, sessions, throttle, tokens, users};
+use crate::auth::{AuthUser, password, sessions, throttle, tokens, two_step, users};
 use crate::{
     audit,
     db::Reuse,
@@ -33,9 +33,12 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Signs in. Wrong password and unknown email get the same answer in the same time.
+/// Signs in. Wrong password and unknown email get the same answer in the
+/// same time. With two-step sign-in on, the right password answers 202 with
+/// a challenge for `POST /auth/login/code` instead of tokens.
 #[utoipa::path(tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = AuthTokens), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "account disabled"),
+    responses((status = 200, body = AuthTokens), (status = 202, body = super::code_step::Challenge, description = "the code step comes next"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "account disabled"),
               (status = 429, body = ErrorBody, description = "too many failed attempts; see Retry-After")))]
 #[post("/auth/login")]
 pub(super) async fn login(
@@ -132,6 +135,12 @@ pub(super) async fn login(
             "This account is disabled. Contact your administrator.",
         ));
     }
+    if two_step::is_on(&mut conn, user.id).await? {
+        // The password was right: the code step comes next.
+        throttle::clear(&mut conn, &pair_key).await?;
+        let challenge = super::code_step::challenge(&mut conn, user.id, now).await?;
+        return Ok(HttpResponse::Accepted().json(challenge));
+    }
     let tokens = conn
         .transaction::<_, AppError, _>(async |conn| {
             let (state, user, meta) = (&state, &user, &meta);
@@ -148,7 +157,7 @@ pub(super) async fn login(
                 ),
             )
             .await?;
-            start_session(state, conn, user, meta).await
+            start_session(state, conn, user, meta, false).await
         })
         .await?;
     Ok(HttpResponse::Ok().json(tokens))

@@ -34,12 +34,14 @@ pub(super) fn invalid_credentials() -> AppError {
     )
 }
 
-/// Starts a sign-in for `user` inside `conn`'s transaction and returns its tokens.
+/// Starts a sign-in for `user` inside `conn`'s transaction and returns its
+/// tokens; `second_factor` says the sign-in proved one.
 pub(super) async fn start_session(
     state: &AppState,
     conn: &mut diesel_async::AsyncPgConnection,
     user: &users::User,
     meta: &RequestMeta,
+    second_factor: bool,
 ) -> AppResult<AuthTokens> {
     let now = state.clock.now();
     let max_ttl =
@@ -51,6 +53,7 @@ pub(super) async fn start_session(
         max_ttl,
         meta.ip.as_deref(),
         meta.user_agent.as_deref(),
+        second_factor,
     )
     .await?;
     issue_tokens(state, conn, user, session_id).await

@@ -7,6 +7,7 @@ pub mod role;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod two_step;
 pub mod users;
 
 pub use role::Role;
@@ -28,6 +29,8 @@ pub struct AuthUser {
     pub role: Role,
     /// The account's email address is proved.
     pub verified: bool,
+    /// This sign-in proved a second factor.
+    pub second_factor: bool,
 }
 
 impl AuthUser {
@@ -46,12 +49,24 @@ impl AuthUser {
         }
     }
 
+    /// An administrator who signed in with a second factor.
     pub fn require_admin(&self) -> AppResult<()> {
-        if self.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(AppError::forbidden("Only an administrator can do this."))
+        if self.role != Role::Admin {
+            return Err(AppError::forbidden("Only an administrator can do this."));
         }
+        self.require_second_factor()
+    }
+
+    /// Administrators and supervisors use their powers only from a sign-in
+    /// that proved a second factor; for anyone else this always passes.
+    pub fn require_second_factor(&self) -> AppResult<()> {
+        if !matches!(self.role, Role::Admin | Role::Supervisor) || self.second_factor {
+            return Ok(());
+        }
+        Err(AppError::new(
+            Code::SecondFactorRequired,
+            "Administrators and supervisors sign in with a second factor. Turn on two-step sign-in on your profile page (or, if it is on, sign in again with your code).",
+        ))
     }
 }
 
@@ -84,6 +99,7 @@ impl FromRequest for AuthUser {
                     // The role is read from the account, so a change applies at once.
                     role: s.role,
                     verified: s.verified,
+                    second_factor: s.second_factor,
                 }),
                 _ => Err(AppError::new(
                     Code::SessionEnded,

@@ -26,6 +26,8 @@ pub struct SessionStatus {
     pub role: Role,
     /// The account's email address is proved.
     pub verified: bool,
+    /// This sign-in proved a second factor.
+    pub second_factor: bool,
     pub active: bool,
 }
 
@@ -67,6 +69,7 @@ impl SessionCache {
                 users::disabled_at,
                 auth_sessions::revoked_at,
                 auth_sessions::expires_at,
+                auth_sessions::second_factor_at.is_not_null(),
             ))
             .first::<(
                 Uuid,
@@ -75,16 +78,20 @@ impl SessionCache {
                 Option<DateTime<Utc>>,
                 Option<DateTime<Utc>>,
                 DateTime<Utc>,
+                bool,
             )>(&mut conn)
             .await
             .optional()?;
-        let Some((user_id, role, verified, disabled_at, revoked_at, expires_at)) = row else {
+        let Some((user_id, role, verified, disabled_at, revoked_at, expires_at, second_factor)) =
+            row
+        else {
             return Ok(None);
         };
         let status = SessionStatus {
             user_id,
             role,
             verified,
+            second_factor,
             active: disabled_at.is_none() && revoked_at.is_none() && expires_at > self.clock.now(),
         };
         self.cache.insert(session_id, status.clone()).await;
@@ -121,6 +128,8 @@ pub async fn signed_in_from(
     .await
 }
 
+/// Starts a sign-in; `second_factor` says it proved one (privileged routes
+/// need that).
 pub async fn create(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
@@ -128,6 +137,7 @@ pub async fn create(
     max_ttl: chrono::Duration,
     ip: Option<&str>,
     user_agent: Option<&str>,
+    second_factor: bool,
 ) -> QueryResult<Uuid> {
     let id = Uuid::now_v7();
     diesel::insert_into(auth_sessions::table)
@@ -138,6 +148,7 @@ pub async fn create(
             auth_sessions::expires_at.eq(now + max_ttl),
             auth_sessions::ip.eq(ip),
             auth_sessions::user_agent.eq(user_agent),
+            auth_sessions::second_factor_at.eq(second_factor.then_some(now)),
         ))
         .execute(conn)
         .await?;
@@ -162,6 +173,42 @@ pub async fn revoke(
         auth_sessions::revoked_reason.eq(reason),
     ))
     .reused()
+    .execute(conn)
+    .await
+}
+
+/// Marks a sign-in as having proved a second factor (it just confirmed one).
+pub async fn mark_second_factor(
+    conn: &mut AsyncPgConnection,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(auth_sessions::table.find(session_id))
+        .set(auth_sessions::second_factor_at.eq(now))
+        .execute(conn)
+        .await
+}
+
+/// Ends every sign-in of a user but `keep` (a second factor turned on).
+pub async fn revoke_others(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    keep: Uuid,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        auth_sessions::table.filter(
+            auth_sessions::user_id
+                .eq(user_id)
+                .and(auth_sessions::id.ne(keep))
+                .and(auth_sessions::revoked_at.is_null()),
+        ),
+    )
+    .set((
+        auth_sessions::revoked_at.eq(now),
+        auth_sessions::revoked_reason.eq(reason),
+    ))
     .execute(conn)
     .await
 }

@@ -27,6 +27,7 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        second_factor_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -296,6 +297,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    second_factors (user_id) {
+        user_id -> Uuid,
+        sealed_secret -> Bytea,
+        created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_step -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    sign_in_challenges (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        failures -> Int4,
+    }
+}
+
+diesel::table! {
     search_outbox (id) {
         id -> Int8,
         user_id -> Uuid,
@@ -379,6 +410,9 @@ diesel::joinable!(notifications -> referrals (referral_id));
 diesel::joinable!(notifications -> users (user_id));
 diesel::joinable!(email_verifications -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(second_factors -> users (user_id));
+diesel::joinable!(sign_in_challenges -> users (user_id));
 diesel::joinable!(referral_contacts -> referrals (referral_id));
 diesel::joinable!(referral_events -> referrals (referral_id));
 diesel::joinable!(referral_events -> users (actor_id));
@@ -408,11 +442,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     referral_events,
     referral_offers,
     referrals,
+    recovery_codes,
     refresh_tokens,
     room_instances,
     room_visits,
     search_outbox,
+    second_factors,
     session_attendance,
+    sign_in_challenges,
     taxonomy_terms,
     users,
     worker_state,

@@ -21,4 +21,5 @@ mod sessions;
 mod sign_ins;
 mod statements;
 mod support;
+mod two_step;
 mod verification;

@@ -14,12 +14,11 @@ async fn supervisor(app: &TestApp, name: &str) -> Clinician {
     let person = app.register(name).await;
     app.db
         .run_sql(&format!(
-            "UPDATE users SET role = 'supervisor' WHERE id = '{}';
-             UPDATE profiles SET license_number = 'PSY-48213', license_states = '{{IL}}' WHERE user_id = '{}'",
-            person.id, person.id
+            "UPDATE profiles SET license_number = 'PSY-48213', license_states = '{{IL}}' WHERE user_id = '{}'",
+            person.id
         ))
         .await;
-    app.sign_in(&person.email).await
+    app.promote(person, "supervisor").await
 }
 
 /// Waits until every room visit of `who` has ended (the server closes it when the socket goes).

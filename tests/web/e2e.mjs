@@ -4,6 +4,7 @@
 // DATABASE_URL (an account that may create databases) and target/debug/kith.
 
 import { spawn, execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -84,6 +85,18 @@ async function person(name) {
   return { name, email: `${name.toLowerCase()}@clinic.example`, context, page };
 }
 
+// What an authenticator app shows for a base32 key (RFC 6238: SHA-1, 6 digits, 30 s).
+function authenticatorCode(key) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const bits = [...key.replace(/[\s=]/g, "").toUpperCase()].map((c) => alphabet.indexOf(c).toString(2).padStart(5, "0")).join("");
+  const bytes = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  const mac = createHmac("sha1", bytes).update(counter).digest();
+  const offset = mac[19] & 15;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
 // The newest link of this kind in the mail that reached `address`.
 async function linkInMail(address, subject, route) {
   let mails = [];
@@ -125,6 +138,13 @@ async function verifyLicence(name) {
     execFileSync(kith, ["set-role", "--email", "root@clinic.example", "--role", "admin"], { env, stdio: "pipe" });
     registrar = (await (await fetch(`${base}/api/v1/auth/login`, { method: "POST", headers: json,
       body: JSON.stringify({ email: "root@clinic.example", password }) })).json()).access_token;
+    // Administrators use their powers after a second factor.
+    const headers = { ...json, authorization: `Bearer ${registrar}` };
+    const enrolment = await (await fetch(`${base}/api/v1/me/second-factor`, { method: "POST", headers,
+      body: JSON.stringify({ current_password: password }) })).json();
+    const confirmed = await fetch(`${base}/api/v1/me/second-factor/confirm`, { method: "POST", headers,
+      body: JSON.stringify({ code: authenticatorCode(enrolment.secret) }) });
+    assert.equal(confirmed.status, 200, `second factor: ${await confirmed.text()}`);
   }
   const auth = { authorization: `Bearer ${registrar}` };
   const hit = (await (await fetch(`${base}/api/v1/search/clinicians?q=${name}`, { headers: auth })).json()).hits[0];
@@ -134,6 +154,8 @@ async function verifyLicence(name) {
 }
 
 const ana = await person("Ana");
+// Ana's authenticator key, once she turns on two-step sign-in.
+let anaKey = null;
 const ben = await person("Ben");
 let referralUrl;
 
@@ -306,6 +328,44 @@ await test("a supervisor runs a short session and an attendee downloads the hour
   await ana.page.getByLabel("Password").fill(password);
   await ana.page.getByRole("button", { name: "Sign in" }).click();
   await ana.page.getByRole("heading", { name: "Find colleagues" }).waitFor();
+
+  // Supervisors sign hours with a second factor: she turns it on from her profile.
+  await ana.page.goto(`${base}/#/profile`);
+  const twoStep = ana.page.locator("section", { has: ana.page.getByRole("heading", { name: "Two-step sign-in" }) });
+  await twoStep.getByText("supervisor powers wait").waitFor();
+  await twoStep.getByLabel("Current password").fill(password);
+  await twoStep.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await twoStep.locator("img.qr").waitFor();
+  await ana.page.setViewportSize({ width: 1280, height: 800 });
+  await twoStep.scrollIntoViewIfNeeded();
+  await shot(ana.page, "two-step-qr");
+  anaKey = await twoStep.locator("code.key").textContent();
+  const key = anaKey;
+  await twoStep.getByLabel("The six-digit code your app now shows").fill(authenticatorCode(key));
+  await twoStep.getByRole("button", { name: "Confirm and turn on" }).click();
+  const recovery = twoStep.locator(".recovery code");
+  await recovery.first().waitFor();
+  assert.equal(await recovery.count(), 10);
+  const spare = await recovery.nth(3).textContent();
+  await ana.page.setViewportSize({ width: 390, height: 844 });
+  await twoStep.scrollIntoViewIfNeeded();
+  await shot(ana.page, "two-step-recovery-codes-phone");
+  await ana.page.setViewportSize({ width: 1100, height: 900 });
+  // Signing in is now two steps; a recovery code stands in for the app once.
+  await ana.page.getByRole("button", { name: "Sign out" }).click();
+  await ana.page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await ana.page.getByLabel("Email").fill(ana.email);
+  await ana.page.getByLabel("Password").fill(password);
+  await ana.page.getByRole("button", { name: "Sign in" }).click();
+  await ana.page.getByRole("heading", { name: "Enter your code" }).waitFor();
+  await shot(ana.page, "two-step-code");
+  await ana.page.getByLabel("Code", { exact: true }).fill("000000");
+  await ana.page.getByRole("button", { name: "Sign in" }).click();
+  await ana.page.locator(".error:not([hidden])", { hasText: "not right" }).waitFor();
+  await ana.page.getByLabel("Code", { exact: true }).fill(spare);
+  await ana.page.getByRole("button", { name: "Sign in" }).click();
+  await ana.page.getByRole("heading", { name: "Find colleagues" }).waitFor();
+
   await ana.page.goto(groupUrl);
   const soon = new Date(Date.now() + 10 * 60 * 1000);
   const local = new Date(soon.getTime() - soon.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
@@ -458,6 +518,9 @@ await test("a clinician sees where she is signed in and signs out another browse
   await laptop.page.goto(`${base}/#/signin`);
   await laptop.page.getByLabel("Email").fill(ana.email);
   await laptop.page.getByLabel("Password").fill(password);
+  await laptop.page.getByRole("button", { name: "Sign in" }).click();
+  // Her supervisor account signs in in two steps, with the app's code.
+  await laptop.page.getByLabel("Code", { exact: true }).fill(authenticatorCode(anaKey));
   await laptop.page.getByRole("button", { name: "Sign in" }).click();
   await laptop.page.getByRole("heading", { name: "Find colleagues" }).waitFor();
   const page = laptop.page;

@@ -116,8 +116,20 @@ export async function download(path) {
   return res.blob();
 }
 
+/**
+ * Signs in with the password. With two-step sign-in on, the server answers
+ * with a challenge instead of tokens: returns it, for `signInWithCode`.
+ */
 export async function signIn(email, password) {
-  remember(await call("POST", "/auth/login", { email, password }));
+  const answer = await call("POST", "/auth/login", { email, password });
+  if (answer.challenge) return answer;
+  remember(answer);
+  return null;
+}
+
+/** The second step: the code from the authenticator app, or a recovery code. */
+export async function signInWithCode(challenge, code) {
+  remember(await call("POST", "/auth/login/code", { challenge, code }));
 }
 
 /** Registers (the server emails a link to verify the address), then signs in. */

@@ -5,6 +5,7 @@ import { h, fill, field, showError, toast, when, debounce, capacityBadge } from 
 import { groupsPage, groupPage } from "./groups.js";
 import { sessionsPage } from "./sessions.js";
 import { forgotPasswordPage, resetPasswordPage, signInsSection, verifyEmailPage, emailSection, verificationBanner } from "./account.js";
+import { twoStepSection } from "./two_step.js";
 import { render, onLeave, leave } from "./page.js";
 
 let taxonomy = null;
@@ -45,13 +46,38 @@ function signInPage() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      await api.signIn(email.value, password.value);
+      const challenge = await api.signIn(email.value, password.value);
+      if (challenge) return codeStep(challenge);
       location.hash = "#/search";
     } catch (err) {
       showError(form, err);
     }
   });
   render(form);
+}
+
+// The second step of a two-step sign-in.
+function codeStep(challenge) {
+  const code = h("input", { name: "code", autocomplete: "one-time-code", inputmode: "numeric", required: true });
+  const form = h("form", { class: "card", novalidate: true },
+    h("h1", {}, "Enter your code"),
+    h("p", { class: "muted" }, challenge.message),
+    h("p", { class: "error", hidden: true }),
+    field("Code", code, "Six digits from your authenticator app, or a recovery code."),
+    h("p", {}, h("button", { type: "submit" }, "Sign in")),
+    h("p", { class: "muted" }, h("a", { href: "#/signin", onclick: () => signInPage() }, "Start again")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api.signInWithCode(challenge.challenge, code.value);
+      location.hash = "#/search";
+    } catch (err) {
+      if (err.code === "invalid_challenge") toast(err.message);
+      showError(form, err);
+    }
+  });
+  render(form);
+  code.focus();
 }
 
 function signUpPage() {
@@ -186,7 +212,7 @@ async function profilePage() {
       showError(form, err);
     }
   });
-  render(h("h1", {}, "My profile"), capForm, form, emailSection(), await signInsSection());
+  render(h("h1", {}, "My profile"), capForm, form, emailSection(), await twoStepSection(), await signInsSection());
 }
 
 // ---------- find colleagues ----------

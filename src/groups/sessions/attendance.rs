@@ -84,6 +84,9 @@ pub(super) async fn sign_off(
     auth: AuthUser,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
+    // A supervisor's signature is what a board relies on: it needs a sign-in
+    // that proved a second factor.
+    auth.require_second_factor()?;
     let id = path.into_inner();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;

@@ -66,6 +66,10 @@ pub(super) async fn schedule_session(
             "Only supervisors and the group's hosts can schedule sessions.",
         ));
     }
+    if member.role != GroupRole::Host {
+        // Scheduling by virtue of being a supervisor is a privilege.
+        auth.require_second_factor()?;
+    }
     let tz = viewer_zone(&mut conn, auth.user_id).await?;
     let title = Limit::new("title", 1, 200).check(&input.title)?;
     let agenda = Limit::new("agenda", 0, 4000).check(&input.agenda)?;

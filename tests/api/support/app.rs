@@ -18,6 +18,9 @@ pub struct TestApp {
     pub data_dir: std::path::PathBuf,
     /// An administrator who verifies licences, made when first needed.
     registrar: tokio::sync::OnceCell<Clinician>,
+    /// The second-factor keys of the people who turned it on, by email, so
+    /// that signing them in can answer the code step.
+    authenticators: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl TestApp {
@@ -58,6 +61,7 @@ impl TestApp {
             handle,
             data_dir,
             registrar: tokio::sync::OnceCell::new(),
+            authenticators: Default::default(),
         }
     }
 
@@ -135,8 +139,23 @@ impl TestApp {
         .await
     }
 
+    /// Signs in with the password, and with a code from the authenticator
+    /// when two-step sign-in is on.
     pub async fn sign_in(&self, email: &str) -> Clinician {
         let reply = self.login(email, PASSWORD).await;
+        if reply.status == StatusCode::ACCEPTED {
+            let challenge = reply.body["challenge"].as_str().expect("a challenge");
+            let code = self.next_code(email).await;
+            let tokens = self
+                .call(
+                    Method::POST,
+                    "/api/v1/auth/login/code",
+                    Some(json!({"challenge": challenge, "code": code})),
+                )
+                .await;
+            let tokens = tokens.assert(StatusCode::OK);
+            return Clinician::from_tokens(self, email, tokens);
+        }
         assert_eq!(
             reply.status,
             StatusCode::OK,
@@ -146,17 +165,95 @@ impl TestApp {
         Clinician::from_tokens(self, email, &reply.body)
     }
 
-    /// A registered account promoted to administrator (as `kith set-role` would).
+    /// A code `email`'s authenticator shows that the server has not accepted
+    /// yet: each 30-second step is accepted once, so when this step is spent
+    /// the test clock moves on to the next.
+    pub async fn next_code(&self, email: &str) -> String {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use kith::db::schema::{second_factors, users};
+        let secret = self
+            .authenticators
+            .lock()
+            .expect("authenticators")
+            .get(email)
+            .cloned()
+            .expect("this person turned on two-step sign-in through the test app");
+        let mut conn = self.db.conn().await;
+        let last: Option<i64> = second_factors::table
+            .inner_join(users::table)
+            .filter(users::email.eq(email))
+            .select(second_factors::last_step)
+            .first(&mut conn)
+            .await
+            .expect("a second factor");
+        let mut now = self.clock.now().timestamp();
+        while last.is_some_and(|l| now / 30 <= l) {
+            self.clock.advance(chrono::Duration::seconds(30));
+            now = self.clock.now().timestamp();
+        }
+        kith::auth::two_step::generator(&secret, email)
+            .expect("a generator")
+            .generate(now as u64)
+            .to_string()
+    }
+
+    /// Turns on two-step sign-in for `person` as they would from their
+    /// profile (password, key, first code); their sign-in then counts as
+    /// having proved it. Returns the recovery codes.
+    pub async fn turn_on_second_factor(&self, person: &Clinician) -> Vec<String> {
+        let enrolment = person
+            .post(
+                "/api/v1/me/second-factor",
+                json!({"current_password": PASSWORD}),
+            )
+            .await;
+        let secret = enrolment.assert(StatusCode::CREATED)["secret"]
+            .as_str()
+            .expect("the key as text")
+            .to_string();
+        let secret = totp_rs::Secret::try_from_base32(&secret)
+            .expect("base32")
+            .as_bytes()
+            .to_vec();
+        self.authenticators
+            .lock()
+            .expect("authenticators")
+            .insert(person.email.clone(), secret.clone());
+        let code = kith::auth::two_step::generator(&secret, &person.email)
+            .expect("a generator")
+            .generate(self.clock.now().timestamp() as u64)
+            .to_string();
+        let confirmed = person
+            .post("/api/v1/me/second-factor/confirm", json!({ "code": code }))
+            .await;
+        confirmed.assert(StatusCode::OK)["recovery_codes"]
+            .as_array()
+            .expect("recovery codes")
+            .iter()
+            .map(|c| c.as_str().expect("a code").to_string())
+            .collect()
+    }
+
+    /// A registered account promoted to administrator (as `kith set-role`
+    /// would), signed in with the second factor administrators must use.
     pub async fn admin(&self, name: &str) -> Clinician {
-        let mut person = self.register(name).await;
+        let person = self.register(name).await;
+        self.promote(person, "admin").await
+    }
+
+    /// `person` given `role` (admin or supervisor), signed in again and with
+    /// two-step sign-in turned on, as their powers need.
+    pub async fn promote(&self, person: Clinician, role: &str) -> Clinician {
         self.db
             .run_sql(&format!(
-                "UPDATE users SET role = 'admin' WHERE id = '{}'",
+                "UPDATE users SET role = '{role}' WHERE id = '{}'",
                 person.id
             ))
             .await;
         // A new sign-in so the token carries the new role from the start.
-        person = self.sign_in(&person.email).await;
+        let person = self.sign_in(&person.email).await;
+        self.turn_on_second_factor(&person).await;
         person
     }
 
