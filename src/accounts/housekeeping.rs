@@ -1,5 +1,6 @@
 //! Housekeeping of what sign-in leaves behind: refresh tokens, ended
-//! sign-ins, reset and verification links, login counters and sent mail
+//! sign-ins, reset and verification links, code-step challenges, login
+//! counters and sent mail
 //! (which carried those links) are kept as long as they can matter (theft
 //! detection, the list of sign-ins, the audit of a reset, a retry of a
 //! failed delivery), then deleted; idle per-address limits are forgotten.
@@ -16,7 +17,7 @@ use crate::{
         DbPool,
         schema::{
             auth_sessions, email_outbox, email_verifications, login_throttle, password_resets,
-            refresh_tokens, ws_tickets,
+            refresh_tokens, sign_in_challenges, ws_tickets,
         },
     },
     error::AppResult,
@@ -32,6 +33,7 @@ pub struct Pruned {
     pub sign_ins: usize,
     pub reset_links: usize,
     pub verification_links: usize,
+    pub code_challenges: usize,
     pub throttle_rows: usize,
     pub sent_mail: usize,
     pub tickets: usize,
@@ -78,6 +80,10 @@ pub async fn prune(pool: &DbPool, now: DateTime<Utc>) -> AppResult<Pruned> {
     )
     .execute(&mut conn)
     .await?;
+    let code_challenges =
+        diesel::delete(sign_in_challenges::table.filter(sign_in_challenges::expires_at.lt(before)))
+            .execute(&mut conn)
+            .await?;
     let sent_mail = diesel::delete(email_outbox::table.filter(email_outbox::sent_at.lt(before)))
         .execute(&mut conn)
         .await?;
@@ -100,6 +106,7 @@ pub async fn prune(pool: &DbPool, now: DateTime<Utc>) -> AppResult<Pruned> {
         sign_ins,
         reset_links,
         verification_links,
+        code_challenges,
         throttle_rows,
         sent_mail,
         tickets,

@@ -54,7 +54,12 @@ async fn ended_sign_ins_and_spent_links_are_pruned_after_a_week_and_live_ones_ke
     )
     .await
     .assert(StatusCode::ACCEPTED);
-    // Her verification email and the reset email go out (to files here).
+    // A password step whose code never came.
+    app.turn_on_second_factor(&ana).await;
+    app.login(&ana.email, crate::support::PASSWORD)
+        .await
+        .assert(StatusCode::ACCEPTED);
+    // Her verification, reset and security emails go out (to files here).
     app.eventually("the mail is sent", async || {
         email_outbox::table
             .filter(email_outbox::sent_at.is_null())
@@ -74,8 +79,9 @@ async fn ended_sign_ins_and_spent_links_are_pruned_after_a_week_and_live_ones_ke
     assert!(pruned.sign_ins >= 2, "{pruned:?}");
     assert_eq!(pruned.reset_links, 1, "{pruned:?}");
     assert_eq!(pruned.verification_links, 1, "{pruned:?}");
+    assert_eq!(pruned.code_challenges, 1, "{pruned:?}");
     assert_eq!(
-        pruned.sent_mail, 2,
+        pruned.sent_mail, 3,
         "the links went with the mail: {pruned:?}"
     );
 
