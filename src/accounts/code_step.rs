@@ -16,7 +16,10 @@ use super::tokens::{AuthTokens, start_session};
 use crate::{
     audit,
     auth::{throttle, tokens, two_step, users},
-    db::{Reuse, schema::sign_in_challenges},
+    db::{
+        Reuse,
+        schema::{sign_in_challenges, users as users_t},
+    },
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     state::AppState,
@@ -99,39 +102,50 @@ pub(super) async fn code_step(
     let hash = tokens::hash_opaque_token(input.challenge.trim());
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let user_id: Uuid = sign_in_challenges::table
-        .find(&hash)
+    // The challenge and its account in one query...
+    let user: users::User = sign_in_challenges::table
+        .inner_join(users_t::table)
+        .filter(sign_in_challenges::token_hash.eq(&hash))
         .filter(sign_in_challenges::used_at.is_null())
         .filter(sign_in_challenges::expires_at.gt(now))
         .filter(sign_in_challenges::failures.lt(two_step::CHALLENGE_ATTEMPTS))
-        .select(sign_in_challenges::user_id)
+        .filter(users_t::disabled_at.is_null())
+        .select(users::User::as_select())
         .first(&mut conn)
         .await
         .optional()?
         .ok_or_else(dead_challenge)?;
-    let key = code_key(user_id);
-    if let Some(wait) = throttle::locked_for(&mut conn, std::slice::from_ref(&key), now).await? {
+    // ...then the account's pause and its key in one round trip.
+    let key = code_key(user.id);
+    let shared: &AsyncPgConnection = &conn;
+    let (paused, factor) = futures_util::try_join!(
+        async {
+            throttle::locked_for(shared, std::slice::from_ref(&key), now)
+                .await
+                .map_err(AppError::from)
+        },
+        two_step::factor(shared, &state.sealer, user.id),
+    )?;
+    if let Some(wait) = paused {
         return Err(AppError::rate_limited(wait));
     }
-    let user = users::find(&mut conn, user_id)
-        .await?
-        .filter(|u| u.disabled_at.is_none())
-        .ok_or_else(dead_challenge)?;
-    let factor = two_step::factor(&mut conn, &state.sealer, user.id)
-        .await?
-        .filter(|f| f.confirmed)
-        .ok_or_else(dead_challenge)?;
+    let factor = factor.filter(|f| f.confirmed).ok_or_else(dead_challenge)?;
+    let by_code = two_step::looks_like_code(&input.code);
+    let step = if by_code {
+        let totp = two_step::generator(&factor.secret, &user.email)?;
+        two_step::step_of(&totp, &input.code, now)
+    } else {
+        None
+    };
     let outcome = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let by_code = two_step::looks_like_code(&input.code);
-            let accepted = if by_code {
-                let totp = two_step::generator(&factor.secret, &user.email)?;
-                match two_step::step_of(&totp, &input.code, now) {
-                    Some(step) => two_step::spend_step(conn, user.id, step, now).await?,
-                    None => false,
+            let shared: &AsyncPgConnection = conn;
+            let accepted = match (by_code, step) {
+                (true, Some(step)) => two_step::spend_step(shared, user.id, step, now).await?,
+                (true, None) => false,
+                (false, _) => {
+                    two_step::spend_recovery_code(shared, user.id, &input.code, now).await?
                 }
-            } else {
-                two_step::spend_recovery_code(conn, user.id, &input.code, now).await?
             };
             if !accepted {
                 diesel::update(sign_in_challenges::table.find(&hash))
@@ -143,38 +157,59 @@ pub(super) async fn code_step(
                 throttle::record_failure(conn, &key, WRONG_CODES, limits.lockout, limits, now)
                     .await?;
                 let action = audit::Action::LoginCodeFailed;
-                audit::record(conn, now, &meta, audit::Event::new(Some(user.id), action, "user", user.id))
-                    .await?;
+                audit::record(
+                    conn,
+                    now,
+                    &meta,
+                    audit::Event::new(Some(user.id), action, "user", user.id),
+                )
+                .await?;
                 return Ok(Outcome::Wrong);
             }
-            // Spend the challenge: of two uses at once, only one signs in.
-            let spent = diesel::update(
-                sign_in_challenges::table
-                    .find(&hash)
-                    .filter(sign_in_challenges::used_at.is_null()),
-            )
-            .set(sign_in_challenges::used_at.eq(now))
-            .reused()
-            .execute(conn)
-            .await?;
+            // Spend the challenge (of two uses at once, only one signs in),
+            // clear the account's count and audit, in one round trip.
+            let spend = async {
+                let mut c = shared;
+                diesel::update(
+                    sign_in_challenges::table
+                        .find(&hash)
+                        .filter(sign_in_challenges::used_at.is_null()),
+                )
+                .set(sign_in_challenges::used_at.eq(now))
+                .reused()
+                .execute(&mut c)
+                .await
+            };
+            let how = if by_code { "code" } else { "recovery_code" };
+            let (spent, (), ()) = futures_util::try_join!(
+                spend,
+                throttle::clear(shared, &key),
+                audit::record(
+                    shared,
+                    now,
+                    &meta,
+                    audit::Event::new(
+                        Some(user.id),
+                        audit::Action::LoginSucceeded,
+                        "user",
+                        user.id
+                    )
+                    .detail(serde_json::json!({ "second_factor": how })),
+                ),
+            )?;
             if spent == 0 {
                 return Err(dead_challenge());
             }
-            throttle::clear(conn, &key).await?;
             if !by_code {
                 let action = audit::Action::LoginRecoveryCodeUsed;
-                audit::record(conn, now, &meta, audit::Event::new(Some(user.id), action, "user", user.id))
-                    .await?;
+                audit::record(
+                    conn,
+                    now,
+                    &meta,
+                    audit::Event::new(Some(user.id), action, "user", user.id),
+                )
+                .await?;
             }
-            let action = audit::Action::LoginSucceeded;
-            audit::record(
-                conn,
-                now,
-                &meta,
-                audit::Event::new(Some(user.id), action, "user", user.id)
-                    .detail(serde_json::json!({"second_factor": if by_code { "code" } else { "recovery_code" }})),
-            )
-            .await?;
             let tokens = start_session(&state, conn, &user, &meta, true).await?;
             Ok(Outcome::Signed(Box::new(tokens)))
         })

@@ -12,6 +12,7 @@ mod me;
 mod register;
 mod reset;
 mod second_factor;
+mod security;
 mod sign_in;
 mod sign_ins;
 mod tokens;

@@ -104,19 +104,13 @@ pub(super) async fn set_password(
         audit::Event::new(Some(user.id), action, "user", user.id),
     )
     .await?;
-    let url = &state.mailer.public_url;
-    let message = format!(
-        "The password of your Kith account was changed on {} UTC, and every sign-in was ended.\n\n\
-         If this was not you, reset your password now at {url}/#/forgot-password and tell your administrator.",
-        now.format("%a %e %b %Y %H:%M")
-    );
-    notify::email_address(
+    let what = "The password of your Kith account was changed and every sign-in was ended";
+    super::security::tell(
         conn,
-        url,
+        state,
         &user.email,
         "Your Kith password was changed",
-        &message,
-        None,
+        what,
         now,
     )
     .await?;

@@ -16,7 +16,6 @@ use crate::{
     auth::{AuthUser, Role, sessions, two_step, users},
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
-    notify,
     state::AppState,
 };
 
@@ -74,6 +73,24 @@ fn wrong_code() -> AppError {
     }
 }
 
+/// The time step of `code` for `user`'s key, when the key is in the state
+/// wanted (confirmed or still pending); `not_there` is the refusal otherwise.
+async fn step_for(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    user: &users::User,
+    confirmed: bool,
+    code: &str,
+    not_there: &str,
+) -> AppResult<i64> {
+    let factor = two_step::factor(conn, &state.sealer, user.id).await?;
+    let Some(factor) = factor.filter(|f| f.confirmed == confirmed) else {
+        return Err(AppError::conflict(Code::SecondFactorOff, not_there));
+    };
+    let totp = two_step::generator(&factor.secret, &user.email)?;
+    two_step::step_of(&totp, code, state.clock.now()).ok_or_else(wrong_code)
+}
+
 async fn me(state: &AppState, auth: &AuthUser) -> AppResult<users::User> {
     let mut conn = state.pool.get().await?;
     users::find(&mut conn, auth.user_id)
@@ -89,15 +106,8 @@ async fn tell(
     what: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let url = &state.mailer.public_url;
-    let message = format!(
-        "{what} on your Kith account on {} UTC.\n\n\
-         If this was not you, reset your password at {url}/#/forgot-password and tell your administrator.",
-        now.format("%a %e %b %Y %H:%M")
-    );
     let subject = "Your Kith sign-in changed";
-    notify::email_address(conn, url, &user.email, subject, &message, None, now).await?;
-    Ok(())
+    super::security::tell(conn, state, &user.email, subject, what, now).await
 }
 
 /// Whether two-step sign-in is on, required, and proved by this sign-in.
@@ -169,15 +179,8 @@ pub(super) async fn confirm(
     let user = me(&state, &auth).await?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let factor = two_step::factor(&mut conn, &state.sealer, user.id).await?;
-    let Some(factor) = factor.filter(|f| !f.confirmed) else {
-        return Err(AppError::conflict(
-            Code::SecondFactorOff,
-            "There is no new key to confirm. Start again from your profile page.",
-        ));
-    };
-    let totp = two_step::generator(&factor.secret, &user.email)?;
-    let step = two_step::step_of(&totp, &body.0.code, now).ok_or_else(wrong_code)?;
+    let not_there = "There is no new key to confirm. Start again from your profile page.";
+    let step = step_for(&mut conn, &state, &user, false, &body.0.code, not_there).await?;
     let codes = conn
         .transaction::<_, AppError, _>(async |conn| {
             if !two_step::spend_step(conn, user.id, step, now).await? {
@@ -199,7 +202,7 @@ pub(super) async fn confirm(
                 conn,
                 &state,
                 &user,
-                "Two-step sign-in was turned on, and every other sign-in was ended,",
+                "Two-step sign-in was turned on for your Kith account, and every other sign-in was ended",
                 now,
             )
             .await?;
@@ -227,15 +230,8 @@ pub(super) async fn renew_codes(
     let user = me(&state, &auth).await?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let factor = two_step::factor(&mut conn, &state.sealer, user.id).await?;
-    let Some(factor) = factor.filter(|f| f.confirmed) else {
-        return Err(AppError::conflict(
-            Code::SecondFactorOff,
-            "Two-step sign-in is off, so there are no recovery codes.",
-        ));
-    };
-    let totp = two_step::generator(&factor.secret, &user.email)?;
-    let step = two_step::step_of(&totp, &body.0.code, now).ok_or_else(wrong_code)?;
+    let not_there = "Two-step sign-in is off, so there are no recovery codes.";
+    let step = step_for(&mut conn, &state, &user, true, &body.0.code, not_there).await?;
     let codes = conn
         .transaction::<_, AppError, _>(async |conn| {
             if !two_step::spend_step(conn, user.id, step, now).await? {
@@ -254,7 +250,7 @@ pub(super) async fn renew_codes(
                 conn,
                 &state,
                 &user,
-                "New recovery codes were made (the old ones no longer work)",
+                "New recovery codes were made for your Kith account; the old ones no longer work",
                 now,
             )
             .await?;
@@ -305,7 +301,14 @@ pub(super) async fn disable(
             audit::Event::new(Some(user.id), action, "user", user.id),
         )
         .await?;
-        tell(conn, &state, &user, "Two-step sign-in was turned off", now).await
+        tell(
+            conn,
+            &state,
+            &user,
+            "Two-step sign-in was turned off for your Kith account",
+            now,
+        )
+        .await
     })
     .await?;
     state.courier_wake.notify_one();

@@ -46,22 +46,34 @@ pub(super) async fn start_session(
     let now = state.clock.now();
     let max_ttl =
         chrono::Duration::from_std(state.settings.session_max_ttl).map_err(AppError::internal)?;
-    let session_id = sessions::create(
-        conn,
-        user.id,
-        now,
-        max_ttl,
-        meta.ip.as_deref(),
-        meta.user_agent.as_deref(),
-        second_factor,
-    )
-    .await?;
-    issue_tokens(state, conn, user, session_id).await
+    let session_id = Uuid::now_v7();
+    let shared: &diesel_async::AsyncPgConnection = conn;
+    // The sign-in and its first refresh token go in one round trip (in
+    // this order, so the token's key finds its sign-in).
+    let start = async {
+        sessions::create(
+            shared,
+            sessions::NewSignIn {
+                id: session_id,
+                user_id: user.id,
+                now,
+                max_ttl,
+                ip: meta.ip.as_deref(),
+                user_agent: meta.user_agent.as_deref(),
+                second_factor,
+            },
+        )
+        .await
+        .map_err(AppError::from)
+    };
+    let ((), tokens) =
+        futures_util::try_join!(start, issue_tokens(state, shared, user, session_id))?;
+    Ok(tokens)
 }
 
 pub(super) async fn issue_tokens(
     state: &AppState,
-    conn: &mut diesel_async::AsyncPgConnection,
+    mut conn: &diesel_async::AsyncPgConnection,
     user: &users::User,
     session_id: Uuid,
 ) -> AppResult<AuthTokens> {
@@ -76,7 +88,7 @@ pub(super) async fn issue_tokens(
             refresh_tokens::issued_at.eq(now),
             refresh_tokens::expires_at.eq(now + idle),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
     let role = user.role()?;
     Ok(AuthTokens {

@@ -355,22 +355,11 @@ async fn move_address(
     .reused()
     .execute(conn)
     .await?;
-    let url = &state.mailer.public_url;
-    let message = format!(
-        "The email address of your Kith account was changed to {email} on {} UTC. Sign in with the new address from now on.\n\n\
-         If this was not you, reset your password at {url}/#/forgot-password and tell your administrator.",
-        now.format("%a %e %b %Y %H:%M")
+    let what = format!(
+        "The email address of your Kith account was changed to {email}; sign in with it from now on"
     );
-    notify::email_address(
-        conn,
-        url,
-        &user.email,
-        "Your Kith email address was changed",
-        &message,
-        None,
-        now,
-    )
-    .await?;
+    let subject = "Your Kith email address was changed";
+    super::security::tell(conn, state, &user.email, subject, &what, now).await?;
     let action = audit::Action::AccountEmailChanged;
     audit::record(
         conn,

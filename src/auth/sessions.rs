@@ -128,31 +128,34 @@ pub async fn signed_in_from(
     .await
 }
 
-/// Starts a sign-in; `second_factor` says it proved one (privileged routes
-/// need that).
-pub async fn create(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-    max_ttl: chrono::Duration,
-    ip: Option<&str>,
-    user_agent: Option<&str>,
-    second_factor: bool,
-) -> QueryResult<Uuid> {
-    let id = Uuid::now_v7();
+/// A sign-in about to start.
+pub struct NewSignIn<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub now: DateTime<Utc>,
+    pub max_ttl: chrono::Duration,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// It proved a second factor (privileged routes need that).
+    pub second_factor: bool,
+}
+
+/// Starts a sign-in. Takes a shared connection so the caller can pipeline
+/// its first refresh token beside it.
+pub async fn create(mut conn: &AsyncPgConnection, new: NewSignIn<'_>) -> QueryResult<()> {
     diesel::insert_into(auth_sessions::table)
         .values((
-            auth_sessions::id.eq(id),
-            auth_sessions::user_id.eq(user_id),
-            auth_sessions::created_at.eq(now),
-            auth_sessions::expires_at.eq(now + max_ttl),
-            auth_sessions::ip.eq(ip),
-            auth_sessions::user_agent.eq(user_agent),
-            auth_sessions::second_factor_at.eq(second_factor.then_some(now)),
+            auth_sessions::id.eq(new.id),
+            auth_sessions::user_id.eq(new.user_id),
+            auth_sessions::created_at.eq(new.now),
+            auth_sessions::expires_at.eq(new.now + new.max_ttl),
+            auth_sessions::ip.eq(new.ip),
+            auth_sessions::user_agent.eq(new.user_agent),
+            auth_sessions::second_factor_at.eq(new.second_factor.then_some(new.now)),
         ))
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
-    Ok(id)
+    Ok(())
 }
 
 pub async fn revoke(
@@ -209,6 +212,7 @@ pub async fn revoke_others(
         auth_sessions::revoked_at.eq(now),
         auth_sessions::revoked_reason.eq(reason),
     ))
+    .reused()
     .execute(conn)
     .await
 }
@@ -220,18 +224,6 @@ pub async fn revoke_all(
     now: DateTime<Utc>,
     reason: &str,
 ) -> QueryResult<usize> {
-    diesel::update(
-        auth_sessions::table.filter(
-            auth_sessions::user_id
-                .eq(user_id)
-                .and(auth_sessions::revoked_at.is_null()),
-        ),
-    )
-    .set((
-        auth_sessions::revoked_at.eq(now),
-        auth_sessions::revoked_reason.eq(reason),
-    ))
-    .reused()
-    .execute(conn)
-    .await
+    // No sign-in has the nil id.
+    revoke_others(conn, user_id, Uuid::nil(), now, reason).await
 }

@@ -24,7 +24,7 @@ pub fn ip_key(ip: &str) -> String {
 
 /// Seconds until the first of these keys unlocks, when any is locked now.
 pub async fn locked_for(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     keys: &[String],
     now: DateTime<Utc>,
 ) -> QueryResult<Option<u64>> {
@@ -32,7 +32,7 @@ pub async fn locked_for(
         .filter(login_throttle::key.eq_any(keys))
         .filter(login_throttle::locked_until.gt(now))
         .select(diesel::dsl::max(login_throttle::locked_until))
-        .first::<Option<DateTime<Utc>>>(conn)
+        .first::<Option<DateTime<Utc>>>(&mut conn)
         .await?;
     Ok(until.map(|u| (u - now).num_seconds().max(1) as u64))
 }
@@ -90,9 +90,9 @@ pub async fn record_failure(
 
 /// A successful sign-in clears its pair's counter (not the address's or the
 /// account's: those count what others tried).
-pub async fn clear(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
+pub async fn clear(mut conn: &AsyncPgConnection, key: &str) -> QueryResult<()> {
     diesel::delete(login_throttle::table.filter(login_throttle::key.eq(key)))
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
     Ok(())
 }

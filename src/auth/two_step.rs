@@ -147,14 +147,14 @@ pub struct Factor {
 }
 
 pub async fn factor(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     sealer: &Sealer,
     user: Uuid,
 ) -> AppResult<Option<Factor>> {
     let row: Option<(Vec<u8>, Option<DateTime<Utc>>)> = second_factors::table
         .find(user)
         .select((second_factors::sealed_secret, second_factors::confirmed_at))
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?;
     let Some((sealed, confirmed_at)) = row else {
@@ -185,7 +185,7 @@ pub async fn is_on(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<bool
 /// Accepts time step `step` for `user` once: false when it (or a later one)
 /// was accepted before. Confirms a pending factor with its first code.
 pub async fn spend_step(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     user: Uuid,
     step: i64,
     now: DateTime<Utc>,
@@ -207,14 +207,14 @@ pub async fn spend_step(
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .sql(")")),
     ))
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(spent == 1)
 }
 
 /// Uses one of `user`'s recovery codes: false when unknown or used.
 pub async fn spend_recovery_code(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     user: Uuid,
     code: &str,
     now: DateTime<Utc>,
@@ -229,7 +229,7 @@ pub async fn spend_recovery_code(
     )
     .set(recovery_codes::used_at.eq(now))
     .reused()
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(spent == 1)
 }

@@ -195,23 +195,8 @@ async fn forged_tampered_and_wrong_algorithm_tokens_are_refused() {
 
 /// A sign-in attempt from the address `ip` (behind a trusted proxy).
 async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Reply {
-    let response = app
-        .http
-        .post(app.url("/api/v1/auth/login"))
-        // A client may send its own X-Forwarded-For; the proxy appends what it saw.
-        .header("x-forwarded-for", format!("203.0.113.250, {ip}"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(serde_json::Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    let body = json!({"email": email, "password": password});
+    app.post_from(ip, "/api/v1/auth/login", body).await
 }
 
 fn retry_after(reply: &Reply) -> u64 {

@@ -8,25 +8,6 @@ use serde_json::json;
 use crate::referrals::{colleague, referral};
 use crate::support::{PASSWORD, Reply, TestApp};
 
-async fn post_from(app: &TestApp, ip: &str, path: &str, body: serde_json::Value) -> Reply {
-    let response = app
-        .http
-        .post(app.url(path))
-        .header("x-forwarded-for", ip)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(serde_json::Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
 fn retry_after(reply: &Reply) -> u64 {
     reply.headers["retry-after"]
         .to_str()
@@ -45,8 +26,7 @@ async fn a_registration_flood_from_one_address_is_refused_before_any_work() {
     let register = |ip: &'static str, n: usize, password: &'static str| {
         let app = &app;
         async move {
-            post_from(
-                app,
+            app.post_from(
                 ip,
                 "/api/v1/auth/register",
                 json!({"email": format!("flood{n}@clinic.example"), "password": password, "display_name": "Flood"}),
@@ -87,12 +67,7 @@ async fn reset_requests_are_limited_per_address_and_per_account_without_telling_
     .await;
     app.register("Ana").await;
     let ask = |ip: &'static str, email: &'static str| {
-        post_from(
-            &app,
-            ip,
-            "/api/v1/auth/password-reset",
-            json!({ "email": email }),
-        )
+        app.post_from(ip, "/api/v1/auth/password-reset", json!({ "email": email }))
     };
     let first = ask("192.0.2.1", "ana@clinic.example").await;
     // Her hourly link is spent: the same answer as for nobody, and no mail.

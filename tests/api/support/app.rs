@@ -76,6 +76,28 @@ impl TestApp {
 
     /// Registers `name@clinic.example`, signs in and opens the verification
     /// link the server emailed: a colleague others can find.
+    /// An anonymous POST from the client address `ip`, as a trusted proxy
+    /// reports it (a client may send an `X-Forwarded-For` of its own; the
+    /// proxy appends what it saw).
+    pub async fn post_from(&self, ip: &str, path: &str, body: Value) -> Reply {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("x-forwarded-for", format!("203.0.113.250, {ip}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request reaches the server");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub async fn register(&self, name: &str) -> Clinician {
         let person = self.register_unverified(name).await;
         let token = self.verification_token(&person.email).await;
