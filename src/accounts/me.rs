@@ -83,15 +83,15 @@ pub(super) async fn check_current_password(
 ) -> AppResult<()> {
     let key = format!("password:{}", user.id);
     let now = state.clock.now();
-    let mut conn = state.pool.get().await?;
-    if let Some(wait) = throttle::locked_for(&mut conn, std::slice::from_ref(&key), now).await? {
+    let conn = state.pool.get().await?;
+    if let Some(wait) = throttle::locked_for(&conn, std::slice::from_ref(&key), now).await? {
         return Err(AppError::rate_limited(wait));
     }
     drop(conn);
     let ok = password::verify(current, user.password_hash.clone()).await?;
     let mut conn = state.pool.get().await?;
     if ok {
-        throttle::clear(&mut conn, &key).await?;
+        throttle::clear(&conn, &key).await?;
         return Ok(());
     }
     let limits = &state.settings.login_limits;

@@ -65,7 +65,7 @@ pub(super) async fn login(
         .chain(ip_key.clone())
         .chain((!known_address).then(|| account_key.clone()))
         .collect();
-    if let Some(wait) = throttle::locked_for(&mut conn, &keys, now).await? {
+    if let Some(wait) = throttle::locked_for(&conn, &keys, now).await? {
         audit::record(
             &conn,
             now,
@@ -137,7 +137,7 @@ pub(super) async fn login(
     }
     if two_step::is_on(&mut conn, user.id).await? {
         // The password was right: the code step comes next.
-        throttle::clear(&mut conn, &pair_key).await?;
+        throttle::clear(&conn, &pair_key).await?;
         let challenge = super::code_step::challenge(&mut conn, user.id, now).await?;
         return Ok(HttpResponse::Accepted().json(challenge));
     }
