@@ -60,6 +60,7 @@ pub(super) async fn challenge(
             sign_in_challenges::created_at.eq(now),
             sign_in_challenges::expires_at.eq(now + two_step::CHALLENGE_LIFETIME),
         ))
+        .reused()
         .execute(conn)
         .await?;
     Ok(Challenge {

@@ -153,6 +153,7 @@ pub async fn create(mut conn: &AsyncPgConnection, new: NewSignIn<'_>) -> QueryRe
             auth_sessions::user_agent.eq(new.user_agent),
             auth_sessions::second_factor_at.eq(new.second_factor.then_some(new.now)),
         ))
+        .reused()
         .execute(&mut conn)
         .await?;
     Ok(())

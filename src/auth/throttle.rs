@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::{config::LoginLimits, db::schema::login_throttle};
+use crate::{
+    config::LoginLimits,
+    db::{Reuse, schema::login_throttle},
+};
 
 pub fn account_key(email: &str) -> String {
     format!("email:{email}")
@@ -83,6 +86,7 @@ pub async fn record_failure(
             .bind::<Timestamptz, _>(lock_until)
             .sql(" ELSE login_throttle.locked_until END")),
         ))
+        .reused()
         .execute(conn)
         .await?;
     Ok(())
@@ -92,6 +96,7 @@ pub async fn record_failure(
 /// account's: those count what others tried).
 pub async fn clear(mut conn: &AsyncPgConnection, key: &str) -> QueryResult<()> {
     diesel::delete(login_throttle::table.filter(login_throttle::key.eq(key)))
+        .reused()
         .execute(&mut conn)
         .await?;
     Ok(())

@@ -207,6 +207,7 @@ pub async fn spend_step(
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .sql(")")),
     ))
+    .reused()
     .execute(&mut conn)
     .await?;
     Ok(spent == 1)
