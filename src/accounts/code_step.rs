@@ -18,7 +18,7 @@ use crate::{
     auth::{throttle, tokens, two_step, users},
     db::{
         Reuse,
-        schema::{sign_in_challenges, users as users_t},
+        schema::{login_throttle, second_factors, sign_in_challenges, users as users_t},
     },
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
@@ -83,11 +83,6 @@ fn code_key(user: Uuid) -> String {
     format!("code:{user}")
 }
 
-enum Outcome {
-    Signed(Box<AuthTokens>),
-    Wrong,
-}
-
 /// Finishes a two-step sign-in with a one-time code or a recovery code.
 #[utoipa::path(tag = "auth", request_body = CodeInput,
     responses((status = 200, body = AuthTokens),
@@ -103,73 +98,95 @@ pub(super) async fn code_step(
     let hash = tokens::hash_opaque_token(input.challenge.trim());
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    // The challenge and its account in one query...
-    let user: users::User = sign_in_challenges::table
-        .inner_join(users_t::table)
-        .filter(sign_in_challenges::token_hash.eq(&hash))
-        .filter(sign_in_challenges::used_at.is_null())
-        .filter(sign_in_challenges::expires_at.gt(now))
-        .filter(sign_in_challenges::failures.lt(two_step::CHALLENGE_ATTEMPTS))
-        .filter(users_t::disabled_at.is_null())
-        .select(users::User::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?
-        .ok_or_else(dead_challenge)?;
-    // ...then the account's pause and its key in one round trip.
-    let key = code_key(user.id);
+    // One round trip: the challenge and its account, the account's key, and
+    // whether its code step is paused (the last two found through the
+    // challenge, so none waits for another).
     let shared: &AsyncPgConnection = &conn;
-    let (paused, factor) = futures_util::try_join!(
-        async {
-            throttle::locked_for(shared, std::slice::from_ref(&key), now)
-                .await
-                .map_err(AppError::from)
-        },
-        two_step::factor(shared, &state.sealer, user.id),
-    )?;
-    if let Some(wait) = paused {
-        return Err(AppError::rate_limited(wait));
+    let owner = || {
+        sign_in_challenges::table
+            .filter(sign_in_challenges::token_hash.eq(&hash))
+            .select(sign_in_challenges::user_id)
+    };
+    let account = async {
+        let mut c = shared;
+        sign_in_challenges::table
+            .inner_join(users_t::table)
+            .filter(sign_in_challenges::token_hash.eq(&hash))
+            .filter(sign_in_challenges::used_at.is_null())
+            .filter(sign_in_challenges::expires_at.gt(now))
+            .filter(sign_in_challenges::failures.lt(two_step::CHALLENGE_ATTEMPTS))
+            .filter(users_t::disabled_at.is_null())
+            .select(users::User::as_select())
+            .first::<users::User>(&mut c)
+            .await
+            .optional()
+    };
+    let key = async {
+        let mut c = shared;
+        second_factors::table
+            .filter(second_factors::user_id.eq_any(owner()))
+            .filter(second_factors::confirmed_at.is_not_null())
+            .select((second_factors::user_id, second_factors::sealed_secret))
+            .first::<(Uuid, Vec<u8>)>(&mut c)
+            .await
+            .optional()
+    };
+    let paused = async {
+        let mut c = shared;
+        use diesel::dsl::sql;
+        login_throttle::table
+            .filter(
+                login_throttle::key.eq_any(owner().select(sql::<diesel::sql_types::Text>(
+                    "'code:' || sign_in_challenges.user_id::text",
+                ))),
+            )
+            .filter(login_throttle::locked_until.gt(now))
+            .select(login_throttle::locked_until)
+            .limit(1)
+            .reused()
+            .get_result::<Option<DateTime<Utc>>>(&mut c)
+            .await
+            .optional()
+    };
+    let (user, sealed, paused) = futures_util::try_join!(account, key, paused)?;
+    let user = user.ok_or_else(dead_challenge)?;
+    if let Some(Some(until)) = paused {
+        return Err(AppError::rate_limited(
+            (until - now).num_seconds().max(1) as u64
+        ));
     }
-    let factor = factor.filter(|f| f.confirmed).ok_or_else(dead_challenge)?;
+    let secret = match sealed {
+        Some((owner, sealed)) if owner == user.id => {
+            two_step::open_secret(&state.sealer, user.id, &sealed)?
+        }
+        _ => return Err(dead_challenge()),
+    };
+    let key = code_key(user.id);
     let by_code = two_step::looks_like_code(&input.code);
     let step = if by_code {
-        let totp = two_step::generator(&factor.secret, &user.email)?;
+        let totp = two_step::generator(&secret, &user.email)?;
         two_step::step_of(&totp, &input.code, now)
     } else {
         None
     };
-    let outcome = conn
+    if by_code && step.is_none() {
+        return wrong(&state, &mut conn, &meta, &user, &hash, &key, now).await;
+    }
+    // One round trip more, optimistically: the code and the challenge are
+    // spent, the count cleared, the success audited and the sign-in started
+    // together; a code that was spent already rolls it all back.
+    let how = if by_code { "code" } else { "recovery_code" };
+    let signed = conn
         .transaction::<_, AppError, _>(async |conn| {
             let shared: &AsyncPgConnection = conn;
-            let accepted = match (by_code, step) {
-                (true, Some(step)) => two_step::spend_step(shared, user.id, step, now).await?,
-                (true, None) => false,
-                (false, _) => {
-                    two_step::spend_recovery_code(shared, user.id, &input.code, now).await?
+            let spend_code = async {
+                match step {
+                    Some(step) => two_step::spend_step(shared, user.id, step, now).await,
+                    None => two_step::spend_recovery_code(shared, user.id, &input.code, now).await,
                 }
+                .map_err(AppError::from)
             };
-            if !accepted {
-                diesel::update(sign_in_challenges::table.find(&hash))
-                    .set(sign_in_challenges::failures.eq(sign_in_challenges::failures + 1))
-                    .reused()
-                    .execute(conn)
-                    .await?;
-                let limits = &state.settings.login_limits;
-                throttle::record_failure(conn, &key, WRONG_CODES, limits.lockout, limits, now)
-                    .await?;
-                let action = audit::Action::LoginCodeFailed;
-                audit::record(
-                    conn,
-                    now,
-                    &meta,
-                    audit::Event::new(Some(user.id), action, "user", user.id),
-                )
-                .await?;
-                return Ok(Outcome::Wrong);
-            }
-            // Spend the challenge (of two uses at once, only one signs in),
-            // clear the account's count and audit, in one round trip.
-            let spend = async {
+            let spend_challenge = async {
                 let mut c = shared;
                 diesel::update(
                     sign_in_challenges::table
@@ -180,46 +197,77 @@ pub(super) async fn code_step(
                 .reused()
                 .execute(&mut c)
                 .await
+                .map_err(AppError::from)
             };
-            let how = if by_code { "code" } else { "recovery_code" };
-            let (spent, (), ()) = futures_util::try_join!(
-                spend,
-                throttle::clear(shared, &key),
+            let clear = async { throttle::clear(shared, &key).await.map_err(AppError::from) };
+            let action = audit::Action::LoginSucceeded;
+            let audited = async {
                 audit::record(
                     shared,
                     now,
                     &meta,
-                    audit::Event::new(
-                        Some(user.id),
-                        audit::Action::LoginSucceeded,
-                        "user",
-                        user.id
-                    )
-                    .detail(serde_json::json!({ "second_factor": how })),
-                ),
-            )?;
+                    audit::Event::new(Some(user.id), action, "user", user.id)
+                        .detail(serde_json::json!({ "second_factor": how })),
+                )
+                .await
+                .map_err(AppError::from)
+            };
+            let start = start_session(&state, shared, &user, &meta, true);
+            let (accepted, spent, (), (), tokens) =
+                futures_util::try_join!(spend_code, spend_challenge, clear, audited, start)?;
             if spent == 0 {
                 return Err(dead_challenge());
             }
-            if !by_code {
-                let action = audit::Action::LoginRecoveryCodeUsed;
-                audit::record(
-                    conn,
-                    now,
-                    &meta,
-                    audit::Event::new(Some(user.id), action, "user", user.id),
-                )
-                .await?;
+            if !accepted {
+                return Err(wrong_code());
             }
-            let tokens = start_session(&state, conn, &user, &meta, true).await?;
-            Ok(Outcome::Signed(Box::new(tokens)))
+            Ok(tokens)
         })
-        .await?;
-    match outcome {
-        Outcome::Signed(tokens) => Ok(HttpResponse::Ok().json(tokens)),
-        Outcome::Wrong => Err(AppError::new(
-            Code::InvalidCode,
-            "That code is not right, or was used already. Codes change every 30 seconds; check your device's clock.",
-        )),
+        .await;
+    match signed {
+        Ok(tokens) => Ok(HttpResponse::Ok().json(tokens)),
+        Err(e) if e.code == Code::InvalidCode => {
+            wrong(&state, &mut conn, &meta, &user, &hash, &key, now).await
+        }
+        Err(e) => Err(e),
     }
+}
+
+fn wrong_code() -> AppError {
+    AppError::new(
+        Code::InvalidCode,
+        "That code is not right, or was used already. Codes change every 30 seconds; check your device's clock.",
+    )
+}
+
+/// A wrong code: counted against the challenge and the account, audited.
+async fn wrong(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    meta: &RequestMeta,
+    user: &users::User,
+    hash: &[u8],
+    key: &str,
+    now: DateTime<Utc>,
+) -> AppResult<HttpResponse> {
+    conn.transaction::<_, AppError, _>(async |conn| {
+        diesel::update(sign_in_challenges::table.find(hash))
+            .set(sign_in_challenges::failures.eq(sign_in_challenges::failures + 1))
+            .reused()
+            .execute(conn)
+            .await?;
+        let limits = &state.settings.login_limits;
+        throttle::record_failure(conn, key, WRONG_CODES, limits.lockout, limits, now).await?;
+        let action = audit::Action::LoginCodeFailed;
+        audit::record(
+            conn,
+            now,
+            meta,
+            audit::Event::new(Some(user.id), action, "user", user.id),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    Err(wrong_code())
 }

@@ -38,7 +38,7 @@ pub(super) fn invalid_credentials() -> AppError {
 /// tokens; `second_factor` says the sign-in proved one.
 pub(super) async fn start_session(
     state: &AppState,
-    conn: &mut diesel_async::AsyncPgConnection,
+    conn: &diesel_async::AsyncPgConnection,
     user: &users::User,
     meta: &RequestMeta,
     second_factor: bool,

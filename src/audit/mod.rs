@@ -39,7 +39,6 @@ crate::text_enum! {
         LoginSucceeded = "login.succeeded",
         LoginFailed = "login.failed",
         LoginCodeFailed = "login.code_failed",
-        LoginRecoveryCodeUsed = "login.recovery_code_used",
         LoginThrottled = "login.throttled",
         LoginRefusedDisabled = "login.refused_disabled",
         SignInEnded = "sign_in.ended",

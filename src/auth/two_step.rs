@@ -160,13 +160,18 @@ pub async fn factor(
     let Some((sealed, confirmed_at)) = row else {
         return Ok(None);
     };
-    let secret = sealer.open(&sealed, &context(user)).ok_or_else(|| {
-        AppError::internal("a second-factor key does not open with this instance's data key")
-    })?;
+    let secret = open_secret(sealer, user, &sealed)?;
     Ok(Some(Factor {
         secret,
         confirmed: confirmed_at.is_some(),
     }))
+}
+
+/// The key `sealed` holds for `user`.
+pub fn open_secret(sealer: &Sealer, user: Uuid, sealed: &[u8]) -> AppResult<Vec<u8>> {
+    sealer.open(sealed, &context(user)).ok_or_else(|| {
+        AppError::internal("a second-factor key does not open with this instance's data key")
+    })
 }
 
 /// Whether `user` has a confirmed second factor.
