@@ -31,6 +31,10 @@ const env = {
   ...process.env, DATABASE_URL: dbUrl, KITH_ADDR: `127.0.0.1:${port}`, KITH_PUBLIC_URL: base,
   KITH_ALLOWED_ORIGINS: base, KITH_DATA_DIR: mkdtempSync(join(tmpdir(), "kith-web-")), KITH_WEB_DIR: join(root, "web"), KITH_LOG: "warn",
 };
+// The web client's stories run on the embedded engine, as a local run does
+// (CI may export MEILI_URL for the search contract suite; it is not for this server).
+delete env.MEILI_URL;
+delete env.MEILI_MASTER_KEY;
 execFileSync(kith, ["migrate"], { env, stdio: "pipe" });
 let server;
 async function startServer() {
