@@ -91,6 +91,34 @@ async fn step_for(
     two_step::step_of(&totp, code, state.clock.now()).ok_or_else(wrong_code)
 }
 
+/// Accepts the code's `step`, replaces the recovery codes, audits `action`
+/// and tells the account's address `what`, inside the caller's transaction;
+/// returns the new codes.
+async fn new_codes(
+    conn: &mut AsyncPgConnection,
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &users::User,
+    step: i64,
+    action: audit::Action,
+    what: &str,
+) -> AppResult<Vec<String>> {
+    let now = state.clock.now();
+    if !two_step::spend_step(conn, user.id, step, now).await? {
+        return Err(wrong_code());
+    }
+    let codes = two_step::replace_recovery_codes(conn, user.id, now).await?;
+    audit::record(
+        conn,
+        now,
+        meta,
+        audit::Event::new(Some(user.id), action, "user", user.id),
+    )
+    .await?;
+    tell(conn, state, user, what, now).await?;
+    Ok(codes)
+}
+
 async fn me(state: &AppState, auth: &AuthUser) -> AppResult<users::User> {
     let mut conn = state.pool.get().await?;
     users::find(&mut conn, auth.user_id)
@@ -183,29 +211,12 @@ pub(super) async fn confirm(
     let step = step_for(&mut conn, &state, &user, false, &body.0.code, not_there).await?;
     let codes = conn
         .transaction::<_, AppError, _>(async |conn| {
-            if !two_step::spend_step(conn, user.id, step, now).await? {
-                return Err(wrong_code());
-            }
-            let codes = two_step::replace_recovery_codes(conn, user.id, now).await?;
+            let action = audit::Action::AccountSecondFactorOn;
+            let what = "Two-step sign-in was turned on for your Kith account, and every other sign-in was ended";
+            let codes = new_codes(conn, &state, &meta, &user, step, action, what).await?;
             sessions::mark_second_factor(conn, auth.session_id, now).await?;
             sessions::revoke_others(conn, user.id, auth.session_id, now, "second_factor_on")
                 .await?;
-            let action = audit::Action::AccountSecondFactorOn;
-            audit::record(
-                conn,
-                now,
-                &meta,
-                audit::Event::new(Some(user.id), action, "user", user.id),
-            )
-            .await?;
-            tell(
-                conn,
-                &state,
-                &user,
-                "Two-step sign-in was turned on for your Kith account, and every other sign-in was ended",
-                now,
-            )
-            .await?;
             Ok(codes)
         })
         .await?;
@@ -228,33 +239,15 @@ pub(super) async fn renew_codes(
     body: ApiJson<CodeOnly>,
 ) -> AppResult<HttpResponse> {
     let user = me(&state, &auth).await?;
-    let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let not_there = "Two-step sign-in is off, so there are no recovery codes.";
     let step = step_for(&mut conn, &state, &user, true, &body.0.code, not_there).await?;
     let codes = conn
         .transaction::<_, AppError, _>(async |conn| {
-            if !two_step::spend_step(conn, user.id, step, now).await? {
-                return Err(wrong_code());
-            }
-            let codes = two_step::replace_recovery_codes(conn, user.id, now).await?;
             let action = audit::Action::AccountRecoveryCodesRenewed;
-            audit::record(
-                conn,
-                now,
-                &meta,
-                audit::Event::new(Some(user.id), action, "user", user.id),
-            )
-            .await?;
-            tell(
-                conn,
-                &state,
-                &user,
-                "New recovery codes were made for your Kith account; the old ones no longer work",
-                now,
-            )
-            .await?;
-            Ok(codes)
+            let what =
+                "New recovery codes were made for your Kith account; the old ones no longer work";
+            new_codes(conn, &state, &meta, &user, step, action, what).await
         })
         .await?;
     state.courier_wake.notify_one();
