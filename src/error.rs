@@ -13,9 +13,21 @@ macro_rules! codes {
     ($( $(#[$doc:meta])* $variant:ident = $text:literal, $status:ident; )+) => {
         /// Every error code the API answers with. The README lists them all,
         /// and a test checks that each is used and documented.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
         pub enum Code {
             $( $(#[$doc])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl utoipa::PartialSchema for Code {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::db::enums::text_schema(&[$($text),+])
+            }
+        }
+
+        impl ToSchema for Code {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed("Code")
+            }
         }
 
         impl Code {
@@ -166,6 +178,8 @@ pub struct AppError {
     pub field: Option<String>,
     /// Seconds, sent as `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
+    /// The methods the address does answer, sent as `Allow` (405).
+    pub allow: Option<String>,
 }
 
 /// The JSON body of every error response.
@@ -190,6 +204,18 @@ impl AppError {
             message: message.into(),
             field: None,
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// 405: the address exists, under the methods in `allow` (`GET, POST`).
+    pub fn method_not_allowed(allow: String) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                Code::MethodNotAllowed,
+                "This address does not accept that method.",
+            )
         }
     }
 
@@ -279,6 +305,9 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             response.insert_header(("Retry-After", secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
         response.json(self.body())
     }

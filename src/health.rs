@@ -27,6 +27,14 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError>
     }
 }
 
-pub async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::not_found("There is nothing at this address."))
+/// Answers what no route took: 405 with `Allow` when the path is one the API
+/// documents (under another method), else 404.
+pub async fn not_found(
+    req: actix_web::HttpRequest,
+    paths: web::Data<crate::http::KnownPaths>,
+) -> Result<HttpResponse, AppError> {
+    match paths.allowed(req.path()) {
+        Some(allow) => Err(AppError::method_not_allowed(allow)),
+        None => Err(AppError::not_found("There is nothing at this address.")),
+    }
 }

@@ -106,16 +106,24 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             "The request body is empty; send a JSON object.",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    let mut document: serde_json::Value = serde_json::from_slice(body).map_err(|inner| {
+        AppError::new(
+            Code::MalformedJson,
+            format!("The request body is not valid JSON ({inner})."),
+        )
+    })?;
+    // PostgreSQL text cannot hold a NUL, whatever the field: refused here,
+    // before any route sees the value.
+    if let Some(field) = crate::text::find_nul(&document) {
+        return Err(AppError::invalid_field(
+            field.clone(),
+            format!("{field}: remove the NUL character (\\u0000)."),
+        ));
+    }
+    crate::text::integral_numbers(&mut document);
+    serde_path_to_error::deserialize(document).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        if inner.classify() != serde_json::error::Category::Data {
-            return AppError::new(
-                Code::MalformedJson,
-                format!("The request body is not valid JSON ({inner})."),
-            );
-        }
         let text = inner.to_string();
         let text = text.split(" at line ").next().unwrap_or(&text).to_string();
         // serde reports a missing field at the parent's path; name the field itself.
@@ -130,14 +138,52 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             _ => path,
         };
         AppError::invalid_field(field.clone(), format!("{field}: {text}"))
-    })?;
-    de.end().map_err(|e| {
-        AppError::new(
-            Code::MalformedJson,
-            format!("Unexpected data after the JSON value ({e})."),
-        )
-    })?;
-    Ok(value)
+    })
+}
+
+/// A query string. A parameter that is missing, mistyped or holds a NUL is a
+/// 422 naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<T> std::ops::Deref for ApiQuery<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> ApiQuery<T> {
+    pub fn parse(query: &str) -> Result<Self, AppError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| {
+            AppError::invalid_field("query", format!("The query string is not valid: {e}."))
+        })?;
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let name = name.replace('\0', "\\u0000");
+            return Err(AppError::invalid_field(
+                name.clone(),
+                format!("{name}: remove the NUL character (%00)."),
+            ));
+        }
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let text = e.to_string();
+                let field = backticked(&text).unwrap_or_else(|| "query".to_string());
+                AppError::invalid_field(field, format!("A query parameter is not valid: {text}."))
+            })
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Self::parse(req.query_string()))
+    }
 }
 
 fn backticked(text: &str) -> Option<String> {
@@ -199,6 +245,42 @@ pub fn json_error_fallback<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
+}
+
+/// The paths the API documents and the methods each answers, so an address
+/// asked with the wrong method is a 405 with `Allow`, not a 404.
+pub struct KnownPaths(Vec<(Vec<String>, String)>);
+
+impl KnownPaths {
+    pub fn from_document(doc: &serde_json::Value) -> Self {
+        let mut paths = crate::openapi::methods_by_path(doc)
+            .into_iter()
+            .map(|(path, methods)| {
+                let segments: Vec<String> = path.split('/').map(str::to_string).collect();
+                let allow = methods
+                    .iter()
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (segments, allow)
+            })
+            .collect::<Vec<_>>();
+        // Literal segments before placeholders, so `/groups/mine` is not `/groups/{id}`.
+        paths.sort_by_key(|(segments, _)| segments.iter().filter(|s| s.starts_with('{')).count());
+        Self(paths)
+    }
+
+    /// The `Allow` value for `path`, when the API documents it.
+    pub fn allowed(&self, path: &str) -> Option<String> {
+        let asked: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(segments, allow)| {
+            let matches = segments.len() == asked.len()
+                && segments.iter().zip(&asked).all(|(known, asked)| {
+                    known == asked || (known.starts_with('{') && !asked.is_empty())
+                });
+            matches.then(|| allow.clone())
+        })
+    }
 }
 
 /// Who is asking, for the audit log: client address and request id.

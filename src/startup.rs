@@ -92,6 +92,10 @@ impl Application {
         let per_worker_pool = state.settings.db_pool_size.div_ceil(workers_count);
         let web_dir = state.settings.web_dir.clone();
         let serve_web = web_dir.join("index.html").is_file();
+        let mut doc = openapi::document();
+        openapi::with_taxonomy(&mut doc, &state.taxonomy);
+        let doc = web::Data::new(doc);
+        let known_paths = web::Data::new(http::KnownPaths::from_document(&doc));
 
         let server = HttpServer::new(move || {
             // Each worker thread opens its own connections. A connection's
@@ -107,7 +111,7 @@ impl Application {
                 ),
                 ..data.get_ref().clone()
             });
-            let (app, api) = App::new()
+            let (app, _) = App::new()
                 .into_utoipa_app()
                 .openapi(openapi::base())
                 // Before the /api/v1 scope, which would otherwise claim this path.
@@ -116,7 +120,8 @@ impl Application {
                 .split_for_parts();
             let app = app
                 .app_data(data.clone())
-                .app_data(web::Data::new(api))
+                .app_data(doc.clone())
+                .app_data(known_paths.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     error::AppError::invalid_field(
                         "query",
@@ -132,7 +137,11 @@ impl Application {
                 .route("/health", web::get().to(health::health))
                 .route("/ready", web::get().to(health::ready));
             let app = if serve_web {
-                app.service(actix_files::Files::new("/", &web_dir).index_file("index.html"))
+                app.service(
+                    actix_files::Files::new("/", &web_dir)
+                        .index_file("index.html")
+                        .default_handler(web::to(health::not_found)),
+                )
             } else {
                 app
             };

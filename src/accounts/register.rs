@@ -20,10 +20,12 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// At least 12 characters, not a common password.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: String,
-    pub display_name: String,
+    pub display_name: crate::profiles::model::DisplayName,
 }
 
 /// What registration answers, the same whether or not the address already

@@ -31,6 +31,7 @@ pub const RESET_LINK_LIFETIME: Duration = Duration::minutes(30);
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 

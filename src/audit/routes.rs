@@ -24,6 +24,7 @@ pub struct AuditQuery {
     /// Only entries with a smaller id (paging backwards).
     pub before: Option<i64>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -34,7 +35,7 @@ pub struct AuditQuery {
 async fn list(
     state: web::Data<AppState>,
     auth: AuthUser,
-    query: web::Query<AuditQuery>,
+    query: crate::http::ApiQuery<AuditQuery>,
 ) -> AppResult<HttpResponse> {
     auth.require_admin()?;
     let limit = query.limit.unwrap_or(100);

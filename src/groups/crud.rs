@@ -20,18 +20,23 @@ use crate::{
     text::Limit,
 };
 
-const NAME: Limit = Limit::new("name", 1, 120);
-const TOPIC: Limit = Limit::new("topic", 0, 200);
-const DESCRIPTION: Limit = Limit::new("description", 0, 4000);
+crate::text_types! {
+    /// A group's name.
+    pub GroupName = Limit::new("name", 1, 120);
+    /// What a group is about, in a line.
+    pub GroupTopic = Limit::new("topic", 0, 200);
+    /// A group's description.
+    pub GroupDescription = Limit::prose("description", 0, 4000);
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGroupInput {
-    pub name: String,
+    pub name: GroupName,
     #[serde(default)]
-    pub topic: String,
+    pub topic: GroupTopic,
     #[serde(default)]
-    pub description: String,
+    pub description: GroupDescription,
     /// Listed groups can be found and asked to join; default invite-only.
     #[serde(default)]
     pub listed: bool,
@@ -49,9 +54,9 @@ pub(super) async fn create_group(
 ) -> AppResult<HttpResponse> {
     auth.require_verified("start groups")?;
     let input = body.0;
-    let name = NAME.check(&input.name)?;
-    let topic = TOPIC.check(&input.topic)?;
-    let description = DESCRIPTION.check(&input.description)?;
+    let name = input.name.into_inner();
+    let topic = input.topic.into_inner();
+    let description = input.description.into_inner();
     let now = state.clock.now();
     let id = Uuid::now_v7();
     let mut conn = state.pool.get().await?;
@@ -168,9 +173,9 @@ pub(super) async fn view_group(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupChanges {
-    pub name: Option<String>,
-    pub topic: Option<String>,
-    pub description: Option<String>,
+    pub name: Option<GroupName>,
+    pub topic: Option<GroupTopic>,
+    pub description: Option<GroupDescription>,
     pub listed: Option<bool>,
 }
 
@@ -187,12 +192,9 @@ pub(super) async fn edit_group(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let changes = body.0;
-    let name = changes.name.map(|v| NAME.check(&v)).transpose()?;
-    let topic = changes.topic.map(|v| TOPIC.check(&v)).transpose()?;
-    let description = changes
-        .description
-        .map(|v| DESCRIPTION.check(&v))
-        .transpose()?;
+    let name = changes.name.map(String::from);
+    let topic = changes.topic.map(String::from);
+    let description = changes.description.map(String::from);
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let group = conn

@@ -148,6 +148,7 @@ async fn within_invitation_limits(
 #[serde(deny_unknown_fields)]
 pub struct InviteInput {
     /// The colleague's email address; they need not have an account yet.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 

@@ -113,7 +113,7 @@ pub(super) async fn drop_member(
 
 /// Leaves a group.
 #[utoipa::path(tag = "groups", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody, description = "not a member of this listed group"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/groups/{id}/leave")]
 pub(super) async fn leave_group(
     state: web::Data<AppState>,
@@ -248,7 +248,8 @@ pub(super) async fn change_role(
 
 /// A host or moderator removes a member; their open connections to the room close at once.
 #[utoipa::path(tag = "groups", params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the last host, or yourself (leave instead)")))]
 #[delete("/groups/{id}/members/{user_id}")]
 pub(super) async fn remove_member(
     state: web::Data<AppState>,
@@ -286,13 +287,14 @@ pub(super) async fn remove_member(
 #[serde(deny_unknown_fields)]
 pub struct MuteInput {
     /// How long the member may not post, in minutes (at most a week); 0 lifts a mute.
+    #[schema(minimum = 0, maximum = 10080)]
     pub minutes: i64,
 }
 
 /// A host or moderator mutes a member for a time (0 minutes lifts it).
 #[utoipa::path(tag = "groups", params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = MuteInput,
     security(("bearer" = [])),
-    responses((status = 200, body = MemberView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MemberView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "nobody can mute themselves"), (status = 422, body = ErrorBody)))]
 #[post("/groups/{id}/members/{user_id}/mute")]
 pub(super) async fn mute_member(
     state: web::Data<AppState>,

@@ -207,26 +207,36 @@ impl ProfileView {
 pub struct ProfileInput {
     /// The version this edit started from; or send `If-Match`.
     pub version: Option<i32>,
-    pub display_name: Option<String>,
+    pub display_name: Option<DisplayName>,
+    /// At most 10.
     #[serde(default)]
-    pub credentials: Vec<String>,
+    #[schema(max_items = 10)]
+    pub credentials: Vec<Credential>,
     /// Two-letter US state codes.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::profiles::validate::UsState>)]
     pub license_states: Vec<String>,
-    pub license_number: Option<String>,
+    pub license_number: Option<LicenceNumber>,
     #[serde(default)]
-    pub bio: String,
+    pub bio: Bio,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::profiles::taxonomy::SpecialtySlug>, max_items = 40)]
     pub specialties: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::profiles::taxonomy::ModalitySlug>, max_items = 40)]
     pub modalities: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::profiles::taxonomy::PopulationSlug>, max_items = 40)]
     pub populations: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::profiles::taxonomy::LanguageSlug>, max_items = 40)]
     pub languages: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::profiles::taxonomy::InsuranceSlug>, max_items = 40)]
     pub insurance: Vec<String>,
+    #[schema(minimum = 0, maximum = 2000)]
     pub fee_min: Option<i32>,
+    #[schema(minimum = 0, maximum = 2000)]
     pub fee_max: Option<i32>,
     #[serde(default)]
     pub sliding_scale: bool,
@@ -234,13 +244,29 @@ pub struct ProfileInput {
     pub telehealth: bool,
     #[serde(default)]
     pub in_person: bool,
-    pub city: Option<String>,
+    pub city: Option<City>,
+    #[schema(value_type = Option<crate::profiles::validate::UsState>)]
     pub state: Option<String>,
+    /// A 5-digit ZIP code or ZIP+4.
+    #[schema(pattern = "^[0-9]{5}(-[0-9]{4})?$")]
     pub postal_code: Option<String>,
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
     #[serde(default)]
     pub accepting_referrals: bool,
+}
+
+crate::text_types! {
+    /// The name colleagues see.
+    pub DisplayName = crate::text::Limit::new("display_name", 1, 120);
+    /// A credential after the name, such as LCSW.
+    pub Credential = crate::text::Limit::new("credentials", 0, 24);
+    pub LicenceNumber = crate::text::Limit::new("license_number", 0, 64);
+    /// About the clinician, in their words.
+    pub Bio = crate::text::Limit::prose("bio", 0, 4000);
+    pub City = crate::text::Limit::new("city", 0, 120);
 }
 
 /// The validated form of `ProfileInput`.
@@ -274,7 +300,8 @@ pub struct ProfileChanges {
 #[serde(deny_unknown_fields)]
 pub struct CapacityInput {
     pub accepting_referrals: Option<bool>,
-    /// Open slots for new clients, 0 or more.
+    /// Open slots for new clients, 0 to 500.
+    #[schema(minimum = 0, maximum = 500)]
     pub open_slots: Option<i32>,
     pub waitlist: Option<Waitlist>,
     /// Optional: refuse the change if the profile moved on.

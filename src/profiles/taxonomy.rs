@@ -10,6 +10,39 @@ use utoipa::ToSchema;
 
 use crate::{db::schema::taxonomy_terms, error::AppError};
 
+/// Declares the schema of one kind's slugs. The served document lists the
+/// installed vocabulary's slugs (`openapi::with_taxonomy`); the server takes
+/// them in any case, with spaces around.
+macro_rules! slug_schemas {
+    ($($name:ident: $what:literal),+ $(,)?) => {$(
+        #[doc = concat!("A ", $what, " slug from `GET /api/v1/taxonomy`.")]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(concat!("A ", $what, " slug from `GET /api/v1/taxonomy`.")))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+    )+};
+}
+
+slug_schemas! {
+    SpecialtySlug: "specialty",
+    ModalitySlug: "modality",
+    PopulationSlug: "population",
+    LanguageSlug: "language",
+    InsuranceSlug: "insurance",
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
@@ -23,6 +56,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The name of the schema the OpenAPI document lists this kind's slugs in.
+    pub fn schema_name(self) -> &'static str {
+        match self {
+            Kind::Specialty => "SpecialtySlug",
+            Kind::Modality => "ModalitySlug",
+            Kind::Population => "PopulationSlug",
+            Kind::Language => "LanguageSlug",
+            Kind::Insurance => "InsuranceSlug",
+        }
+    }
+
     pub const ALL: [Kind; 5] = [
         Kind::Specialty,
         Kind::Modality,

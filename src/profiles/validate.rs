@@ -14,6 +14,37 @@ pub const US_STATES: [&str; 56] = [
     "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP",
 ];
 
+/// The schema of a state code: one of `US_STATES`.
+pub struct UsState;
+
+impl utoipa::PartialSchema for UsState {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::db::enums::text_schema(&US_STATES)
+    }
+}
+
+impl utoipa::ToSchema for UsState {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("UsState")
+    }
+}
+
+/// The schema of a time zone: an IANA name the server knows.
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        crate::db::enums::text_schema(&names)
+    }
+}
+
+impl utoipa::ToSchema for TimeZoneName {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("TimeZoneName")
+    }
+}
+
 pub fn state_code(field: &str, raw: &str) -> AppResult<String> {
     let code = raw.trim().to_uppercase();
     if US_STATES.contains(&code.as_str()) {
@@ -56,9 +87,9 @@ pub fn profile(input: ProfileInput, taxonomy: &Taxonomy) -> AppResult<ProfileCha
     let credentials = input
         .credentials
         .into_iter()
-        .map(|c| text("credentials", Some(c), 24))
-        .filter_map(Result::transpose)
-        .collect::<AppResult<Vec<_>>>()?;
+        .map(String::from)
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>();
     let mut license_states = Vec::new();
     for s in input.license_states {
         let code = state_code("license_states", &s)?;
@@ -66,7 +97,7 @@ pub fn profile(input: ProfileInput, taxonomy: &Taxonomy) -> AppResult<ProfileCha
             license_states.push(code);
         }
     }
-    let bio = text("bio", Some(input.bio), 4000)?.unwrap_or_default();
+    let bio = input.bio.into_inner();
     for (field, fee) in [("fee_min", input.fee_min), ("fee_max", input.fee_max)] {
         if fee.is_some_and(|f| !(0..=2000).contains(&f)) {
             return Err(AppError::invalid_field(
@@ -136,7 +167,10 @@ pub fn profile(input: ProfileInput, taxonomy: &Taxonomy) -> AppResult<ProfileCha
     Ok(ProfileChanges {
         credentials,
         license_states,
-        license_number: text("license_number", input.license_number, 64)?,
+        license_number: input
+            .license_number
+            .map(String::from)
+            .filter(|v| !v.is_empty()),
         bio,
         specialties: taxonomy.check(Kind::Specialty, input.specialties)?,
         modalities: taxonomy.check(Kind::Modality, input.modalities)?,
@@ -148,7 +182,7 @@ pub fn profile(input: ProfileInput, taxonomy: &Taxonomy) -> AppResult<ProfileCha
         sliding_scale: input.sliding_scale,
         telehealth: input.telehealth,
         in_person: input.in_person,
-        city: text("city", input.city, 120)?,
+        city: input.city.map(String::from).filter(|v| !v.is_empty()),
         state,
         postal_code,
         latitude: input.latitude,

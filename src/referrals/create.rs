@@ -29,11 +29,7 @@ use crate::{
     http::{ApiJson, RequestMeta},
     search::{MatchRequest, matching::Needs},
     state::AppState,
-    text::Limit,
 };
-
-const NOTE: Limit = Limit::new("note", 0, 2000);
-const CLIENT_NAME: Limit = Limit::new("client's name", 1, 200);
 
 impl From<&Packet> for MatchRequest {
     /// The client a packet describes, as matching takes it.
@@ -56,7 +52,6 @@ impl From<&Packet> for MatchRequest {
 /// The packet as it will be stored: taxonomy terms, state, note and location checked.
 fn check_packet(state: &AppState, packet: &Packet) -> AppResult<Packet> {
     let needs = Needs::check(&state.taxonomy, "packet.", &MatchRequest::from(packet))?;
-    let note = NOTE.check_as("packet.note", &packet.note)?;
     let location = packet
         .location
         .map(|l| l.check("packet.location"))
@@ -68,14 +63,14 @@ fn check_packet(state: &AppState, packet: &Packet) -> AppResult<Packet> {
         insurance: needs.insurance,
         language: needs.language,
         location,
-        note,
         ..packet.clone()
     })
 }
 
 fn check_contact(contact: &ContactInput) -> AppResult<String> {
-    let name = CLIENT_NAME.check_as("contact.full_name", &contact.full_name)?;
-    if contact.phone.is_none() && contact.email.is_none() {
+    let name = contact.full_name.as_str().to_string();
+    let blank = |v: Option<&str>| v.is_none_or(str::is_empty);
+    if blank(contact.phone.as_deref()) && blank(contact.email.as_deref()) {
         return Err(AppError::invalid_field(
             "contact",
             "Give a phone number or an email to reach the client.",
@@ -219,7 +214,7 @@ pub async fn create_referral(
                 telehealth_ok: packet.telehealth_ok,
                 latitude: packet.location.map(|l| l.lat),
                 longitude: packet.location.map(|l| l.lng),
-                note: packet.note.clone(),
+                note: packet.note.as_str().to_string(),
                 accepted_by: None,
                 accepted_onto: None,
                 first_appointment_at: None,
@@ -329,9 +324,21 @@ pub async fn create_referral(
                     .values(Contact {
                         referral_id: referral.id,
                         full_name: client_name.clone(),
-                        phone: contact.phone.clone(),
-                        email: contact.email.clone(),
-                        preferred_contact: contact.preferred_contact.clone(),
+                        phone: contact
+                            .phone
+                            .clone()
+                            .map(String::from)
+                            .filter(|v| !v.is_empty()),
+                        email: contact
+                            .email
+                            .clone()
+                            .map(String::from)
+                            .filter(|v| !v.is_empty()),
+                        preferred_contact: contact
+                            .preferred_contact
+                            .clone()
+                            .map(String::from)
+                            .filter(|v| !v.is_empty()),
                     })
                     .reused()
                     .execute(&mut c)

@@ -28,10 +28,14 @@ use crate::{
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `inbox` (offered to me, the default) or `outbox` (sent by me).
+    #[param(value_type = Option<Listing>, inline)]
     pub r#box: Option<String>,
+    #[param(value_type = Option<Status>)]
     pub status: Option<String>,
+    #[param(minimum = 1, maximum = 10000)]
     pub page: Option<i64>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<i64>,
 }
 
@@ -68,7 +72,8 @@ impl ReferralSummary {
 }
 
 /// Which list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "lowercase")]
 enum Listing {
     Inbox,
     Outbox,
@@ -94,7 +99,7 @@ impl Listing {
 pub async fn list_referral(
     state: web::Data<AppState>,
     auth: AuthUser,
-    query: web::Query<ListQuery>,
+    query: crate::http::ApiQuery<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let per_page = query.per_page.unwrap_or(20);
     let page = query.page.unwrap_or(1);

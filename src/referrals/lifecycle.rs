@@ -23,7 +23,6 @@ use crate::{
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
     state::AppState,
-    text::Limit,
 };
 
 /// What an action records besides the status.
@@ -155,12 +154,12 @@ pub async fn withdraw_referral(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleInput {
+pub struct AppointmentInput {
     pub first_appointment_at: DateTime<Utc>,
 }
 
 /// The accepter records the first appointment.
-#[utoipa::path(tag = "referrals", params(("id" = Uuid, Path)), request_body = ScheduleInput, security(("bearer" = [])),
+#[utoipa::path(tag = "referrals", params(("id" = Uuid, Path)), request_body = AppointmentInput, security(("bearer" = [])),
     responses((status = 200, body = ReferralView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/referrals/{id}/schedule")]
 pub async fn schedule_referral(
@@ -168,7 +167,7 @@ pub async fn schedule_referral(
     meta: RequestMeta,
     auth: AuthUser,
     path: web::Path<Uuid>,
-    body: ApiJson<ScheduleInput>,
+    body: ApiJson<AppointmentInput>,
 ) -> AppResult<HttpResponse> {
     let at = body.0.first_appointment_at;
     let id = path.into_inner();
@@ -189,7 +188,7 @@ pub async fn schedule_referral(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteInput {
-    pub outcome: String,
+    pub outcome: super::model::Outcome,
 }
 
 /// The accepter closes the loop after the first appointment.
@@ -203,7 +202,7 @@ pub async fn complete_referral(
     path: web::Path<Uuid>,
     body: ApiJson<CompleteInput>,
 ) -> AppResult<HttpResponse> {
-    let outcome = Limit::new("outcome", 1, 2000).check(&body.0.outcome)?;
+    let outcome = body.0.outcome.into_inner();
     let id = path.into_inner();
     let extra = Extra::Outcome(outcome);
     let view = act(

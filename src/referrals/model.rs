@@ -1,5 +1,6 @@
 //! Referral rows and the shapes the API takes and returns.
 
+use crate::text::Limit;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,7 @@ impl Referral {
                 .zip(self.longitude)
                 .map(|(lat, lng)| Location { lat, lng }),
             urgency: self.urgency,
-            note: self.note.clone(),
+            note: ReferralNote::stored(self.note.clone()),
         }
     }
 
@@ -210,11 +211,16 @@ impl Urgency {
 pub struct Packet {
     pub age_band: AgeBand,
     /// The client's state (two letters).
+    #[schema(value_type = crate::profiles::validate::UsState)]
     pub state: String,
     /// Specialty slugs, 1 to 10.
+    #[schema(value_type = Vec<crate::profiles::taxonomy::SpecialtySlug>, min_items = 1, max_items = 10)]
     pub concerns: Vec<String>,
+    #[schema(value_type = Option<crate::profiles::taxonomy::ModalitySlug>)]
     pub modality: Option<String>,
+    #[schema(value_type = Option<crate::profiles::taxonomy::InsuranceSlug>)]
     pub insurance: Option<String>,
+    #[schema(value_type = Option<crate::profiles::taxonomy::LanguageSlug>)]
     pub language: Option<String>,
     #[serde(default = "yes")]
     pub telehealth_ok: bool,
@@ -222,7 +228,24 @@ pub struct Packet {
     pub urgency: Urgency,
     /// Clinical context without identifiers, at most 2,000 characters.
     #[serde(default)]
-    pub note: String,
+    pub note: ReferralNote,
+}
+
+crate::text_types! {
+    /// Clinical context for a referral, without identifiers.
+    pub ReferralNote = Limit::prose("note", 0, 2000);
+    /// The client's name, released only to the accepter.
+    pub ClientName = Limit::new("client's name", 1, 200);
+    /// A phone number to reach the client.
+    pub ClientPhone = Limit::new("phone", 0, 40);
+    /// An email address to reach the client.
+    pub ClientEmail = Limit::new("email", 0, 254);
+    /// How and when the client prefers to be reached.
+    pub PreferredContact = Limit::new("preferred contact", 0, 200);
+    /// Why a colleague declined, for the sender.
+    pub DeclineNote = Limit::prose("note", 0, 2000);
+    /// How the first appointment went, for the sender.
+    pub Outcome = Limit::prose("outcome", 1, 2000);
 }
 
 fn yes() -> bool {
@@ -233,10 +256,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
-    pub full_name: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub preferred_contact: Option<String>,
+    pub full_name: ClientName,
+    pub phone: Option<ClientPhone>,
+    pub email: Option<ClientEmail>,
+    pub preferred_contact: Option<PreferredContact>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

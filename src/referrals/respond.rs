@@ -26,7 +26,6 @@ use crate::{
     error::{AppError, AppResult, Code, ErrorBody},
     http::{ApiJson, RequestMeta},
     state::AppState,
-    text::Limit,
 };
 
 /// The current offer of `user`, which must still be answerable.
@@ -153,7 +152,7 @@ pub async fn accept_referral(
 #[serde(deny_unknown_fields)]
 pub struct DeclineInput {
     pub reason: DeclineReason,
-    pub note: Option<String>,
+    pub note: Option<super::model::DeclineNote>,
 }
 
 /// After an offer closes without acceptance: the next colleague of a
@@ -223,7 +222,11 @@ pub async fn decline_referral(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let input = body.0;
-    let note = Limit::new("note", 0, 2000).optional(input.note.as_deref())?;
+    let note = input
+        .note
+        .clone()
+        .map(String::from)
+        .filter(|n| !n.is_empty());
     let now = state.clock.now();
     let url = state.mailer.public_url.as_str();
     let mut conn = state.pool.get().await?;

@@ -152,7 +152,15 @@ impl ServerFrame<'_> {
 
 /// Why a frame could not be read, as an error code and words.
 pub fn parse(text: &str) -> Result<ClientFrame, (&'static str, String)> {
-    serde_json::from_str(text).map_err(|e| match e.classify() {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|_| ("invalid_json", "The message is not valid JSON.".to_string()))?;
+    if let Some(field) = crate::text::find_nul(&value) {
+        return Err((
+            "invalid_frame",
+            format!("Remove the NUL character (\\u0000) from {field}."),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| match e.classify() {
         serde_json::error::Category::Data if e.to_string().starts_with("unknown variant") => (
             "unknown_type",
             "Unknown message type: use join, leave, say, typing or resume.".to_string(),

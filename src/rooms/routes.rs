@@ -51,7 +51,7 @@ pub struct Ticket {
 }
 
 /// A single-use ticket for opening a websocket (the access token never goes in a URL).
-#[utoipa::path(tag = "rooms", request_body(content = TicketInput, description = "Optional"), security(("bearer" = [])),
+#[utoipa::path(tag = "rooms", request_body(content = Option<TicketInput>, description = "Optional"), security(("bearer" = [])),
     responses((status = 201, body = Ticket), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/ws/ticket")]
 async fn issue_ticket(
@@ -62,7 +62,7 @@ async fn issue_ticket(
     let input: TicketInput = if body.iter().all(u8::is_ascii_whitespace) {
         TicketInput::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<TicketInput>>(&body)?.unwrap_or_default()
     };
     let mut conn = state.pool.get().await?;
     if let Some(group) = input.group_id {
@@ -88,6 +88,7 @@ async fn issue_ticket(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
     /// From `POST /ws/ticket`.
     pub ticket: String,
@@ -131,7 +132,7 @@ async fn connect(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Payload,
-    query: web::Query<ConnectQuery>,
+    query: crate::http::ApiQuery<ConnectQuery>,
 ) -> AppResult<HttpResponse> {
     check_origin(&req, &state)?;
     let now = state.clock.now();
@@ -205,11 +206,14 @@ async fn connect(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Messages older than this id; the newest when absent.
+    #[param(minimum = 1)]
     pub before: Option<i64>,
     /// 1 to 100; default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -229,7 +233,7 @@ async fn history(
     state: web::Data<AppState>,
     auth: AuthUser,
     path: web::Path<Uuid>,
-    query: web::Query<HistoryQuery>,
+    query: crate::http::ApiQuery<HistoryQuery>,
 ) -> AppResult<HttpResponse> {
     let group = path.into_inner();
     let limit = query.limit.unwrap_or(50);

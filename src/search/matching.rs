@@ -49,7 +49,9 @@ impl AgeBand {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Location {
+    #[schema(minimum = -90, maximum = 90)]
     pub lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lng: f64,
 }
 
@@ -135,14 +137,19 @@ impl Needs {
 #[serde(deny_unknown_fields)]
 pub struct MatchRequest {
     /// Specialty slugs, 1 to 10.
+    #[schema(value_type = Vec<crate::profiles::taxonomy::SpecialtySlug>, min_items = 1, max_items = 10)]
     pub concerns: Vec<String>,
     pub age_band: Option<AgeBand>,
     /// The client's state: only clinicians licensed there are offered.
+    #[schema(value_type = crate::profiles::validate::UsState)]
     pub state: String,
     /// An insurance slug; leave out for private pay.
+    #[schema(value_type = Option<crate::profiles::taxonomy::InsuranceSlug>)]
     pub insurance: Option<String>,
+    #[schema(value_type = Option<crate::profiles::taxonomy::LanguageSlug>)]
     pub language: Option<String>,
     /// A preferred modality slug (ranks, does not exclude).
+    #[schema(value_type = Option<crate::profiles::taxonomy::ModalitySlug>)]
     pub modality: Option<String>,
     /// Whether telehealth is acceptable (default true).
     #[serde(default = "yes")]
@@ -150,8 +157,10 @@ pub struct MatchRequest {
     /// Where the client is, for in-person care and distance.
     pub location: Option<Location>,
     /// In-person radius, default 40 km, at most 500.
+    #[schema(exclusive_minimum = 0, maximum = 500)]
     pub radius_km: Option<f64>,
     /// How many to return, 1 to 50 (default 10).
+    #[schema(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
 }
 

@@ -30,31 +30,44 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[allow(dead_code)]
 struct SearchParams {
     /// Free text over names, bio, specialties and modalities; forgives typos; at most 512 characters.
+    #[param(max_length = 512)]
     q: Option<String>,
+    #[param(value_type = Option<Vec<crate::profiles::taxonomy::SpecialtySlug>>)]
     specialty: Option<Vec<String>>,
+    #[param(value_type = Option<Vec<crate::profiles::taxonomy::ModalitySlug>>)]
     modality: Option<Vec<String>>,
+    #[param(value_type = Option<Vec<crate::profiles::taxonomy::PopulationSlug>>)]
     population: Option<Vec<String>>,
+    #[param(value_type = Option<Vec<crate::profiles::taxonomy::InsuranceSlug>>)]
     insurance: Option<Vec<String>>,
+    #[param(value_type = Option<Vec<crate::profiles::taxonomy::LanguageSlug>>)]
     language: Option<Vec<String>>,
     /// Two-letter state code.
+    #[param(value_type = Option<crate::profiles::validate::UsState>)]
     licensed_in: Option<String>,
     telehealth: Option<bool>,
     in_person: Option<bool>,
     /// `lat,lng`.
+    #[param(pattern = "^ *-?[0-9]+(\\.[0-9]+)? *, *-?[0-9]+(\\.[0-9]+)? *$")]
     near: Option<String>,
     /// Up to 500; needs `near`.
+    #[param(exclusive_minimum = 0, maximum = 500)]
     radius_km: Option<f64>,
     accepting: Option<bool>,
     /// none | short | medium | long: waitlist no longer than this.
+    #[param(value_type = Option<crate::profiles::Waitlist>)]
     max_wait: Option<String>,
     /// Lowest fee at most this many dollars.
+    #[param(minimum = 0, maximum = 2000)]
     fee_max: Option<i32>,
     sliding_scale: Option<bool>,
     /// Only clinicians whose licence an administrator verified; with
     /// `licensed_in`, verified in that state.
     verified: Option<bool>,
+    #[param(minimum = 1, maximum = 500)]
     page: Option<u32>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 

@@ -152,7 +152,12 @@ pub(super) async fn sign_off(
 pub struct AdjustInput {
     pub minutes: i32,
     /// Why the measured minutes are wrong; kept in the audit log.
-    pub reason: String,
+    pub reason: AdjustReason,
+}
+
+crate::text_types! {
+    /// Why a host corrected an attendee's minutes.
+    pub AdjustReason = crate::text::Limit::prose("reason", 1, 500);
 }
 
 /// The host corrects one attendee's minutes, with a reason (audited).
@@ -169,7 +174,7 @@ pub(super) async fn adjust_attendance(
 ) -> AppResult<HttpResponse> {
     let (id, user) = path.into_inner();
     let input = body.0;
-    let reason = crate::text::Limit::new("reason", 1, 500).check(&input.reason)?;
+    let reason = input.reason.as_str().to_string();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, AppError, _>(async |conn| {

@@ -24,21 +24,30 @@ use crate::{
     text::Limit,
 };
 
+crate::text_types! {
+    /// A session's title.
+    pub SessionTitle = Limit::new("title", 1, 200);
+    /// What a session will cover.
+    pub SessionAgenda = Limit::prose("agenda", 0, 4000);
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
-    pub title: String,
+    pub title: SessionTitle,
     #[serde(default)]
-    pub agenda: String,
+    pub agenda: SessionAgenda,
     /// `group_supervision` (default) or `peer_consultation`.
     pub kind: Option<SessionKind>,
     /// `2026-12-01T09:00` in your time zone, or an RFC 3339 time with an offset.
     pub starts_at: String,
     /// Planned length, 1 to 480 minutes; or give `ends_at`.
+    #[schema(minimum = 1, maximum = 480)]
     pub planned_minutes: Option<i32>,
     pub ends_at: Option<String>,
     /// Repeat weekly for this many more weeks (0 to 52).
     #[serde(default)]
+    #[schema(maximum = 52)]
     pub repeat_weeks: u32,
 }
 
@@ -71,8 +80,8 @@ pub(super) async fn schedule_session(
         auth.require_second_factor()?;
     }
     let tz = viewer_zone(&mut conn, auth.user_id).await?;
-    let title = Limit::new("title", 1, 200).check(&input.title)?;
-    let agenda = Limit::new("agenda", 0, 4000).check(&input.agenda)?;
+    let title = input.title.as_str().to_string();
+    let agenda = input.agenda.as_str().to_string();
     let kind = input.kind.unwrap_or(SessionKind::GroupSupervision);
     let starts_at = stays::parse_time("starts_at", &input.starts_at, tz)?;
     if starts_at <= now {
@@ -177,6 +186,7 @@ pub(super) async fn schedule_session(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionsQuery {
     /// Ended and cancelled sessions instead of upcoming ones.
     #[serde(default)]
@@ -220,7 +230,7 @@ pub(super) async fn group_sessions_list(
     state: web::Data<AppState>,
     auth: AuthUser,
     path: web::Path<Uuid>,
-    query: web::Query<SessionsQuery>,
+    query: crate::http::ApiQuery<SessionsQuery>,
 ) -> AppResult<HttpResponse> {
     let group = path.into_inner();
     let mut conn = state.pool.get().await?;
@@ -236,7 +246,7 @@ pub(super) async fn group_sessions_list(
 pub(super) async fn my_sessions(
     state: web::Data<AppState>,
     auth: AuthUser,
-    query: web::Query<SessionsQuery>,
+    query: crate::http::ApiQuery<SessionsQuery>,
 ) -> AppResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let mine: Vec<Uuid> = group_members::table

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::{Conn, End, MAX_BODY_CHARS, Posted, ServerFrame, Signal, TYPING_EVERY, guard};
-use crate::error::AppResult;
+use crate::{error::AppResult, text::Limit};
 
 impl Conn {
     pub(super) async fn say(
@@ -19,12 +19,11 @@ impl Conn {
                 .send_text(ServerFrame::error("not_in_room", "Join a room first."))
                 .await;
         };
-        let id_len = client_id.chars().count();
-        if !(1..=64).contains(&id_len) {
+        if Limit::new("client_id", 1, 64).clean(client_id).as_deref() != Ok(client_id) {
             return self
                 .send_text(ServerFrame::error(
                     "invalid_frame",
-                    "client_id must be 1 to 64 characters.",
+                    "client_id must be 1 to 64 characters on one line, without spaces around it.",
                 ))
                 .await;
         }
@@ -49,6 +48,10 @@ impl Conn {
                 format!("The message is {chars} characters; at most {MAX_BODY_CHARS} fit."),
                 None,
             );
+            return self.send_text(frame).await;
+        }
+        if let Err(message) = Limit::prose("message", 1, MAX_BODY_CHARS).clean(body) {
+            let frame = refuse("invalid_text", message, None);
             return self.send_text(frame).await;
         }
         if !confirm {
