@@ -96,6 +96,28 @@ pub struct Settings {
     /// Run background workers (audit sealer, later outboxes) in this process.
     pub run_workers: bool,
     pub rooms: RoomLimits,
+    pub timeouts: Timeouts,
+}
+
+/// How long each stage of a request may take (the headers' own limit is
+/// actix's, 5 seconds).
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// From the end of the headers to the last byte of the body; a slower
+    /// body is answered 408 and its connection closed.
+    pub body: Duration,
+    /// From the start of the handler to its answer; a slower one is
+    /// abandoned (its transaction rolled back) and answered 503.
+    pub handler: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            body: Duration::from_secs(10),
+            handler: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Websocket rooms: heartbeats, flow control and rate limits.
@@ -111,6 +133,14 @@ pub struct RoomLimits {
     /// Messages one person may post per `rate_window`, per instance.
     pub rate_messages: usize,
     pub rate_window: Duration,
+    /// `join`, `resume` and `typing` frames one connection may send per
+    /// `rate_window`.
+    pub rate_control: usize,
+    /// Most messages a `join` or `resume` replays; older ones are paged
+    /// through `GET /groups/{id}/messages`.
+    pub replay_cap: usize,
+    /// Open room connections one person may hold on this instance.
+    pub connections_per_person: usize,
 }
 
 impl Default for RoomLimits {
@@ -121,6 +151,9 @@ impl Default for RoomLimits {
             queue: 256,
             rate_messages: 10,
             rate_window: Duration::from_secs(10),
+            rate_control: 20,
+            replay_cap: 200,
+            connections_per_person: 8,
         }
     }
 }
@@ -260,6 +293,10 @@ impl Settings {
             response_hours,
             run_workers: parse_var("KITH_RUN_WORKERS", true)?,
             rooms: RoomLimits::default(),
+            timeouts: Timeouts {
+                body: Duration::from_secs(parse_var("KITH_BODY_TIMEOUT_SECONDS", 10u64)?),
+                handler: Duration::from_secs(parse_var("KITH_HANDLER_TIMEOUT_SECONDS", 30u64)?),
+            },
         })
     }
 
@@ -289,6 +326,7 @@ impl Settings {
             web_dir: PathBuf::from("web"),
             run_workers: true,
             rooms: RoomLimits::default(),
+            timeouts: Timeouts::default(),
         }
     }
 

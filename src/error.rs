@@ -143,6 +143,8 @@ codes! {
     SessionLive = "session_live", CONFLICT;
     /// Leave the group instead of removing yourself.
     UseLeave = "use_leave", CONFLICT;
+    /// The body did not arrive in time; the connection is closed.
+    BodyTimeout = "body_timeout", REQUEST_TIMEOUT;
     /// The body is over the route's limit.
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE;
     /// The body is not JSON.
@@ -161,6 +163,8 @@ codes! {
     SearchUnavailable = "search_unavailable", SERVICE_UNAVAILABLE;
     /// Too many sign-ins at once; retry shortly.
     SignInBusy = "sign_in_busy", SERVICE_UNAVAILABLE;
+    /// The request took longer than the server allows; nothing it began was kept.
+    TimedOut = "timed_out", SERVICE_UNAVAILABLE;
 }
 
 impl fmt::Display for Code {
@@ -180,6 +184,9 @@ pub struct AppError {
     pub retry_after: Option<u64>,
     /// The methods the address does answer, sent as `Allow` (405).
     pub allow: Option<String>,
+    /// A serialisation failure or deadlock: the same work, tried again, may
+    /// well succeed (`db::retrying` does so before answering).
+    pub transient: bool,
 }
 
 /// The JSON body of every error response.
@@ -205,6 +212,7 @@ impl AppError {
             field: None,
             retry_after: None,
             allow: None,
+            transient: false,
         }
     }
 
@@ -306,10 +314,44 @@ impl ResponseError for AppError {
         if let Some(secs) = self.retry_after {
             response.insert_header(("Retry-After", secs.to_string()));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come; this connection is done.
+            response.force_close();
+        }
         if let Some(allow) = &self.allow {
             response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
         response.json(self.body())
+    }
+}
+
+/// How PostgreSQL words the end of a connection it ended itself.
+const CONNECTION_GONE: &[&str] = &[
+    "terminating connection",
+    "the database system is",
+    "server closed the connection",
+    "connection to server",
+];
+
+impl AppError {
+    /// A serialisation failure or deadlock, retried by `db::retrying` and a
+    /// 409 if it persists.
+    fn contention() -> Self {
+        Self {
+            transient: true,
+            ..Self::conflict(
+                Code::ConcurrentUpdate,
+                "Someone changed this at the same moment. Please try again.",
+            )
+        }
+    }
+
+    fn connection_lost(error: &diesel::result::Error) -> Self {
+        tracing::warn!(%error, "database connection lost");
+        Self::unavailable(
+            Code::DatabaseUnavailable,
+            "The database is not reachable right now.",
+        )
     }
 }
 
@@ -326,17 +368,27 @@ impl From<diesel::result::Error> for AppError {
                 let field = info.column_name().unwrap_or("request").to_string();
                 Self::invalid_field(field, "A value is out of range.")
             }
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::conflict(
-                Code::ConcurrentUpdate,
-                "Someone changed this at the same moment. Please try again.",
-            ),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::BrokenTransactionManager => {
-                tracing::error!(%error, "database connection lost");
-                Self::unavailable(
-                    Code::DatabaseUnavailable,
-                    "The database is not reachable right now.",
-                )
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::contention(),
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("deadlock detected") =>
+            {
+                Self::contention()
+            }
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )
+            | Error::BrokenTransactionManager => Self::connection_lost(&error),
+            // diesel-async keeps PostgreSQL's words but not its SQLSTATE; these
+            // are the messages of class 57 (operator intervention: 57P01
+            // administrator shutdown, 57P02 crash shutdown, 57P03 cannot
+            // connect now) and of a server that is going away.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if CONNECTION_GONE
+                    .iter()
+                    .any(|m| info.message().starts_with(m)) =>
+            {
+                Self::connection_lost(&error)
             }
             other => Self::internal(other),
         }

@@ -51,12 +51,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 essence == "application/json" || essence.ends_with("+json")
             })
             .unwrap_or(false);
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
         Box::pin(async move {
             if !content_type_ok {
                 return Err(AppError::new(
@@ -64,6 +59,49 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     "Send the body as JSON with Content-Type: application/json.",
                 ));
             }
+            parse_json(&body.await?).map(ApiJson)
+        })
+    }
+}
+
+/// An optional JSON body: an empty one (or `null`) is `None`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
+        Box::pin(async move {
+            let body = body.await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(None));
+            }
+            parse_json::<Option<T>>(&body).map(OptionalJson)
+        })
+    }
+}
+
+/// Reads a request body of at most `DEFAULT_BODY_LIMIT` bytes within the
+/// body timeout: 413 past the limit (after draining a little, so the client
+/// reads the answer), 408 when the body stops arriving.
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::BytesMut, AppError>> + 'static {
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.timeouts.body)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let mut payload = payload.take();
+    async move {
+        let read = async {
             let mut body = web::BytesMut::new();
             let mut too_large = declared_len.is_some_and(|len| len > DEFAULT_BODY_LIMIT);
             let mut discarded = 0usize;
@@ -94,8 +132,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     ),
                 ));
             }
-            parse_json(&body).map(ApiJson)
-        })
+            Ok(body)
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .unwrap_or_else(|_| {
+                Err(AppError::new(
+                    Code::BodyTimeout,
+                    format!(
+                        "The request body did not arrive within {} seconds.",
+                        timeout.as_secs()
+                    ),
+                ))
+            })
     }
 }
 
@@ -280,6 +329,32 @@ impl KnownPaths {
                 });
             matches.then(|| allow.clone())
         })
+    }
+}
+
+/// Abandons a handler still running after the handler timeout and answers
+/// 503 `timed_out`. Its database work is rolled back: a connection dropped
+/// inside a transaction is discarded by the pool, never reused.
+pub async fn deadline(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.timeouts.handler)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "handler timed out");
+            // Answered by actix from the error itself (the request went with
+            // the abandoned handler): the same JSON body and Retry-After.
+            Err(AppError::unavailable(
+                Code::TimedOut,
+                "This took longer than the server allows, and nothing it began was kept. Please try again.",
+            )
+            .into())
+        }
     }
 }
 

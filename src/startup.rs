@@ -146,6 +146,7 @@ impl Application {
                 app
             };
             app.default_service(web::to(health::not_found))
+                .wrap(middleware::from_fn(http::deadline))
                 .wrap(security_headers(&data.settings.public_url))
                 .wrap(middleware::ErrorHandlers::new().default_handler(http::json_error_fallback))
                 .wrap(TracingLogger::<http::KithRootSpan>::new())

@@ -4,6 +4,7 @@ pub mod enums;
 pub mod guard;
 pub mod schema;
 
+use crate::error::AppResult;
 use diesel::QueryResult;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
@@ -155,4 +156,28 @@ pub fn migration_names() -> Vec<String> {
     MigrationSource::<Pg>::migrations(&MIGRATIONS)
         .map(|ms| ms.iter().map(|m| m.name().to_string()).collect())
         .unwrap_or_default()
+}
+
+/// How many times `retrying` runs work that keeps meeting contention.
+pub const ATTEMPTS: u32 = 4;
+
+/// Runs `work` (a whole transaction) again when PostgreSQL aborted it for a
+/// serialisation failure or a deadlock, after a short jittered pause; the
+/// error stands (409 `concurrent_update`) only if every attempt met one.
+pub async fn retrying<T>(mut work: impl AsyncFnMut() -> AppResult<T>) -> AppResult<T> {
+    let mut attempt = 1;
+    loop {
+        match work().await {
+            Err(error) if error.transient && attempt < ATTEMPTS => {
+                let jitter = rand::random::<u64>() % 20;
+                tracing::info!(attempt, "contention: trying the transaction again");
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    10 * u64::from(attempt) + jitter,
+                ))
+                .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }

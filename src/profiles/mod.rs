@@ -238,8 +238,8 @@ async fn put_mine(
     let changes = validate::profile(input, &state.taxonomy)?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let (meta, changes) = (&meta, &changes);
             let before = licence::locked(conn, auth.user_id).await?;
             let licence = before.edited(&changes.license_states, changes.license_number.as_deref());
@@ -322,7 +322,9 @@ async fn put_mine(
             .await?;
             load_view(conn, auth.user_id, now).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.indexer_wake.notify_one();
     state.courier_wake.notify_one();
     Ok(with_etag(&view))
@@ -345,8 +347,8 @@ async fn patch_capacity(
     let open_slots = input.open_slots.map(validate::open_slots).transpose()?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let meta = &meta;
             // `version = COALESCE($expected, version)`: checked only when sent.
             let version_ok =
@@ -396,7 +398,9 @@ async fn patch_capacity(
             .await?;
             Ok(view)
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.indexer_wake.notify_one();
     Ok(with_etag(&view))
 }
@@ -411,8 +415,8 @@ async fn confirm_capacity(
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let meta = &meta;
             // Confirming changes nothing a clinician edits, so the version stays:
             // an edit open in another tab is not invalidated by a confirmation.
@@ -436,7 +440,9 @@ async fn confirm_capacity(
             .await?;
             load_view(conn, auth.user_id, now).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.indexer_wake.notify_one();
     Ok(with_etag(&view))
 }

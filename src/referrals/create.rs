@@ -190,8 +190,8 @@ pub async fn create_referral(
     {
         return Ok(HttpResponse::Created().json(view_of(&mut conn, &existing, auth.user_id).await?));
     }
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let referral = Referral {
                 id: Uuid::now_v7(),
                 sender_id: auth.user_id,
@@ -397,7 +397,9 @@ pub async fn create_referral(
             // Built from what was just written: no need to read it back.
             build_view(&referral, &offers, vec![created], auth.user_id)
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.courier_wake.notify_one();
     Ok(HttpResponse::Created().json(view))
 }

@@ -63,8 +63,8 @@ pub async fn accept_referral(
     let onto = body.0.onto.unwrap_or(AcceptTarget::Slot);
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let referral = lock(conn, id).await?;
             let offers = offers_of(conn, id).await?;
             let offer = my_open_offer(&offers, auth.user_id)?.clone();
@@ -142,6 +142,8 @@ pub async fn accept_referral(
             let timeline = timeline_of(conn, id).await?;
             build_view(&accepted, &offers, timeline, auth.user_id)
         })
+        .await
+    })
         .await?;
     state.indexer_wake.notify_one();
     state.courier_wake.notify_one();
@@ -230,8 +232,8 @@ pub async fn decline_referral(
     let now = state.clock.now();
     let url = state.mailer.public_url.as_str();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let referral = lock(conn, id).await?;
             let offers = offers_of(conn, id).await?;
             let offer = my_open_offer(&offers, auth.user_id)?;
@@ -297,7 +299,9 @@ pub async fn decline_referral(
             // The decliner keeps seeing their own (closed) offer.
             view_of(conn, &referral, auth.user_id).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.courier_wake.notify_one();
     Ok(HttpResponse::Ok().json(view))
 }

@@ -86,6 +86,26 @@ pub struct Hub {
     next_connection: AtomicU64,
     /// Recent posts per person, for the rate limit.
     posts: Mutex<HashMap<Uuid, VecDeque<Instant>>>,
+    /// Open websockets per person on this instance.
+    sockets: Mutex<HashMap<Uuid, usize>>,
+}
+
+/// One of a person's open websockets, counted until it is dropped.
+pub struct SocketSlot {
+    hub: Arc<Hub>,
+    user: Uuid,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut sockets = lock(&self.hub.sockets);
+        if let Some(n) = sockets.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                sockets.remove(&self.user);
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,7 +126,22 @@ impl Hub {
             rooms: Mutex::default(),
             next_connection: AtomicU64::new(1),
             posts: Mutex::default(),
+            sockets: Mutex::default(),
         }
+    }
+
+    /// A slot for one more websocket of `user`, unless they hold `max` already.
+    pub fn open_socket(self: &Arc<Self>, user: Uuid, max: usize) -> Option<SocketSlot> {
+        let mut sockets = lock(&self.sockets);
+        let open = sockets.entry(user).or_default();
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(SocketSlot {
+            hub: self.clone(),
+            user,
+        })
     }
 
     pub fn connection_id(&self) -> u64 {

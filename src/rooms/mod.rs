@@ -95,6 +95,31 @@ pub async fn messages_after(
     Ok(rows.into_iter().map(message_view).collect())
 }
 
+/// The newest `limit` messages of a group with ids in `(after, upto]`,
+/// oldest first.
+pub async fn messages_newest_after(
+    conn: &mut AsyncPgConnection,
+    group: Uuid,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> AppResult<Vec<MessageView>> {
+    let rows: Vec<MessageRow> = messages::table
+        .inner_join(users::table)
+        .filter(
+            messages::group_id
+                .eq(group)
+                .and(messages::id.gt(after))
+                .and(messages::id.le(upto)),
+        )
+        .order(messages::id.desc())
+        .limit(limit)
+        .select(message_columns!())
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().rev().map(message_view).collect())
+}
+
 /// Messages of a group before `before`, oldest first (a page of history).
 pub async fn messages_before(
     conn: &mut AsyncPgConnection,

@@ -75,6 +75,11 @@ pub enum ServerFrame<'a> {
         after_id: i64,
         last_id: i64,
         count: usize,
+        /// Set when the replay stopped at its cap: older messages after
+        /// `after_id` are there to page through `GET /groups/{id}/messages`
+        /// with `before` this id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        older_before: Option<i64>,
     },
     /// A message was deleted by a moderator or its author.
     Deleted {

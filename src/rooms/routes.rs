@@ -20,7 +20,7 @@ use crate::{
     db::Reuse,
     db::schema::{messages, users, ws_tickets},
     error::{AppError, AppResult, Code, ErrorBody},
-    http::{RequestMeta, parse_json},
+    http::RequestMeta,
     state::AppState,
 };
 
@@ -57,13 +57,9 @@ pub struct Ticket {
 async fn issue_ticket(
     state: web::Data<AppState>,
     auth: AuthUser,
-    body: web::Bytes,
+    body: crate::http::OptionalJson<TicketInput>,
 ) -> AppResult<HttpResponse> {
-    let input: TicketInput = if body.iter().all(u8::is_ascii_whitespace) {
-        TicketInput::default()
-    } else {
-        parse_json::<Option<TicketInput>>(&body)?.unwrap_or_default()
-    };
+    let input = body.0.unwrap_or_default();
     let mut conn = state.pool.get().await?;
     if let Some(group) = input.group_id {
         crate::groups::require_member(&mut conn, group, auth.user_id).await?;
@@ -126,7 +122,9 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> AppResult<()> {
 /// ticket names a group the caller is not a member of.
 #[utoipa::path(tag = "rooms", params(ConnectQuery),
     responses((status = 101, description = "Switching to the websocket protocol"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 400, body = ErrorBody, description = "not a websocket upgrade"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "this person holds the most room connections one may")))]
 #[get("/ws")]
 async fn connect(
     state: web::Data<AppState>,
@@ -188,6 +186,15 @@ async fn connect(
         .first(&mut conn)
         .await?;
     drop(conn);
+    let limit = state.settings.rooms.connections_per_person;
+    let Some(slot) = state.hub.open_socket(user, limit) else {
+        return Err(AppError {
+            message: format!(
+                "You have {limit} room connections open already; close one (another tab or device) first."
+            ),
+            ..AppError::rate_limited(5)
+        });
+    };
     let (response, session_handle, stream) = actix_ws::handle(&req, body)
         .map_err(|e| AppError::bad_request(format!("Not a websocket upgrade: {e}")))?;
     let caller = Caller {
@@ -201,6 +208,7 @@ async fn connect(
         session_handle,
         stream,
         group,
+        slot,
     ));
     Ok(response)
 }

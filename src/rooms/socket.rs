@@ -34,8 +34,6 @@ pub struct Caller {
 
 /// Typing signals are passed on at most this often per connection.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
-/// Messages replayed per query.
-const REPLAY_BATCH: i64 = 500;
 
 /// On entering a room: the last message id, role, mute, and who is there.
 type Entered = (
@@ -61,6 +59,10 @@ struct Conn {
     kill: Arc<Kill>,
     room: Option<InRoom>,
     last_typing: Option<Instant>,
+    /// When this connection's recent `join`, `resume` and `typing` frames came.
+    control: std::collections::VecDeque<Instant>,
+    /// Counts this socket among its person's until the connection ends.
+    _slot: super::hub::SocketSlot,
 }
 
 /// Why the loop ended, and what to tell the client.
@@ -76,12 +78,23 @@ fn reason(code: CloseCode, description: &str) -> CloseReason {
     }
 }
 
+/// A frame over the size limit, or a fragmented message whose pieces add up
+/// to more (actix-ws reports the second as an I/O error with these words).
+fn too_large(error: &ProtocolError) -> bool {
+    match error {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(e) => e.to_string().contains("maximum continuation size"),
+        _ => false,
+    }
+}
+
 pub async fn serve(
     state: AppState,
     caller: Caller,
     session: actix_ws::Session,
     stream: actix_ws::MessageStream,
     first_room: Option<Uuid>,
+    slot: super::hub::SocketSlot,
 ) {
     let limits = state.settings.rooms.clone();
     let (tx, mut rx) = mpsc::channel(limits.queue.max(1));
@@ -95,6 +108,8 @@ pub async fn serve(
         kill: kill.clone(),
         room: None,
         last_typing: None,
+        control: std::collections::VecDeque::new(),
+        _slot: slot,
     };
     let mut stream = stream
         .max_frame_size(MAX_FRAME_BYTES)
@@ -139,7 +154,9 @@ pub async fn serve(
                     }
                     Some(Ok(Message::Close(_))) => Some(End::Gone),
                     Some(Ok(_)) => None,
-                    Some(Err(ProtocolError::Overflow)) => {
+                    // One frame over the limit, or a message whose continuation
+                    // fragments add up to more: the same answer either way.
+                    Some(Err(e)) if too_large(&e) => {
                         // The codec cannot find the next frame after this one: say why, then close.
                         let _ = conn
                             .send_text(ServerFrame::error(
@@ -237,6 +254,29 @@ impl Conn {
             Ok(frame) => frame,
             Err((code, message)) => return self.send_text(ServerFrame::error(code, message)).await,
         };
+        if matches!(
+            frame,
+            ClientFrame::Join { .. } | ClientFrame::Resume { .. } | ClientFrame::Typing
+        ) && let Err(wait) = self.allow_control()
+        {
+            let limits = &self.state.settings.rooms;
+            let message = format!(
+                "At most {} join, resume and typing frames per {} seconds on one connection.",
+                limits.rate_control,
+                limits.rate_window.as_secs()
+            );
+            return self
+                .send_text(
+                    ServerFrame::Error {
+                        code: "rate_limited",
+                        message,
+                        client_id: None,
+                        retry_after_ms: Some(wait.as_millis() as u64),
+                    }
+                    .to_text(),
+                )
+                .await;
+        }
         match frame {
             ClientFrame::Join { group_id, after_id } => self.join(group_id, after_id).await,
             ClientFrame::Leave => {
@@ -264,6 +304,28 @@ impl Conn {
                 }
             },
         }
+    }
+
+    /// Counts a control frame against the per-connection limit; the wait
+    /// until the next one is allowed when over it.
+    fn allow_control(&mut self) -> Result<(), Duration> {
+        let limits = &self.state.settings.rooms;
+        let now = Instant::now();
+        while self
+            .control
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= limits.rate_window)
+        {
+            self.control.pop_front();
+        }
+        if self.control.len() >= limits.rate_control {
+            let oldest = self.control.front().copied().unwrap_or(now);
+            return Err(limits
+                .rate_window
+                .saturating_sub(now.duration_since(oldest)));
+        }
+        self.control.push_back(now);
+        Ok(())
     }
 
     /// Enters a group's room (leaving any other), optionally replaying what came after `after_id`.
@@ -402,37 +464,34 @@ impl Conn {
 
     /// Sends the messages in (after, upto], then `replayed`.
     async fn replay(&mut self, group: Uuid, after: i64, upto: i64) -> Result<(), End> {
-        let mut cursor = after.max(0);
-        let mut count = 0;
-        loop {
-            let batch = {
-                let state = self.state.clone();
-                let fetched: AppResult<_> = async {
-                    let mut db = state.pool.get().await?;
-                    super::messages_after(&mut db, group, cursor, upto, REPLAY_BATCH).await
-                }
-                .await;
-                match fetched {
-                    Ok(batch) => batch,
-                    Err(e) => return self.send_error(e, None).await,
-                }
-            };
-            for message in &batch {
-                self.send_text(ServerFrame::Message(message).to_text())
-                    .await?;
-            }
-            count += batch.len();
-            match batch.last() {
-                Some(last) if (batch.len() as i64) == REPLAY_BATCH => cursor = last.id,
-                _ => break,
-            }
+        // The newest `replay_cap` messages after `after`; older ones are for
+        // HTTP history, so a replay's cost does not grow with the room's age.
+        let cap = self.state.settings.rooms.replay_cap;
+        let state = self.state.clone();
+        let fetched: AppResult<_> = async {
+            let mut db = state.pool.get().await?;
+            super::messages_newest_after(&mut db, group, after.max(0), upto, cap as i64 + 1).await
+        }
+        .await;
+        let mut batch = match fetched {
+            Ok(batch) => batch,
+            Err(e) => return self.send_error(e, None).await,
+        };
+        let truncated = batch.len() > cap;
+        if truncated {
+            batch.remove(0);
+        }
+        for message in &batch {
+            self.send_text(ServerFrame::Message(message).to_text())
+                .await?;
         }
         self.send_text(
             ServerFrame::Replayed {
                 group_id: group,
                 after_id: after,
                 last_id: upto,
-                count,
+                count: batch.len(),
+                older_before: truncated.then(|| batch.first().map(|m| m.id)).flatten(),
             }
             .to_text(),
         )

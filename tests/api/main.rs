@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod errors;
 mod groups;
+mod hardening;
 mod housekeeping;
 mod limits;
 mod mail;

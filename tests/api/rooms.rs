@@ -555,3 +555,144 @@ async fn a_lost_listener_reconnects_and_catches_up_without_gaps() {
     assert_eq!(b.next("message").await["body"], "after the outage");
     b.no_message_for(200).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_capped_at_the_newest_messages_and_says_where_history_takes_over() {
+    let app = TestApp::spawn_with(|s| s.rooms.replay_cap = 5).await;
+    let (ana, ben, _cleo, group) = trio(&app).await;
+    app.db
+        .run_sql(&format!(
+            "INSERT INTO messages (group_id, author_id, client_id, body, created_at) \
+             SELECT '{group}', '{}', 'c' || i, 'message ' || i, now() FROM generate_series(1, 12) i",
+            ana.id
+        ))
+        .await;
+    let mut b = ben.enter(group).await;
+    b.send(json!({"type": "resume", "after_id": 0})).await;
+    let replayed = b.messages(5).await;
+    assert_eq!(
+        bodies(&replayed),
+        [
+            "message 8",
+            "message 9",
+            "message 10",
+            "message 11",
+            "message 12"
+        ]
+    );
+    let end = b.next("replayed").await;
+    assert_eq!(end["count"], 5);
+    let older_before = end["older_before"].as_i64().expect("older_before");
+    assert_eq!(older_before, ids(&replayed)[0]);
+    // The rest is one HTTP page away.
+    let page = ben
+        .get(&format!(
+            "/api/v1/groups/{group}/messages?before={older_before}&limit=100"
+        ))
+        .await;
+    let older = page.assert(StatusCode::OK)["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(older.len(), 7);
+    assert_eq!(older[6]["body"], "message 7");
+    // A replay within the cap says nothing about older messages.
+    b.send(json!({"type": "resume", "after_id": ids(&replayed)[2]}))
+        .await;
+    assert_eq!(bodies(&b.messages(2).await), ["message 11", "message 12"]);
+    let end = b.next("replayed").await;
+    assert!(end.get("older_before").is_none(), "{end}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_resume_and_typing_frames_are_limited_per_connection() {
+    let app = TestApp::spawn_with(|s| s.rooms.rate_control = 3).await;
+    let (ana, _ben, _cleo, group) = trio(&app).await;
+    let ticket = ana.ticket(None).await;
+    let ws = open_ws(ana.base(), &ticket, Some(ORIGIN)).await.unwrap();
+    let mut a = crate::support::Room { ws };
+    for _ in 0..6 {
+        a.send(json!({"type": "join", "group_id": group})).await;
+    }
+    let mut joined = 0;
+    let mut limited = 0;
+    while let Some(frame) = a.recv(Duration::from_millis(800)).await {
+        match frame["type"].as_str() {
+            Some("joined") => joined += 1,
+            Some("error") if frame["code"] == "rate_limited" => {
+                assert!(frame["retry_after_ms"].as_u64().unwrap() > 0);
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((joined, limited), (3, 3));
+    // Only the joins acted on became visits.
+    let mut conn = app.db.conn().await;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let visits: i64 = kith::db::schema::room_visits::table
+        .filter(kith::db::schema::room_visits::user_id.eq(ana.id))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(visits, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_holds_a_bounded_number_of_room_connections() {
+    let app = TestApp::spawn_with(|s| s.rooms.connections_per_person = 2).await;
+    let (ana, _ben, _cleo, group) = trio(&app).await;
+    let first = ana.enter(group).await;
+    let _second = ana.enter(group).await;
+    let ticket = ana.ticket(Some(group)).await;
+    let third = open_ws(ana.base(), &ticket, Some(ORIGIN)).await;
+    assert_eq!(refused_status(third), 429);
+    // Closing one frees its place.
+    drop(first);
+    app.eventually("the closed connection is counted out", async || {
+        let ticket = ana.ticket(Some(group)).await;
+        open_ws(ana.base(), &ticket, Some(ORIGIN)).await.is_ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragmented_message_over_the_limit_is_refused_like_one_large_frame() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::{
+        Message,
+        protocol::frame::{
+            Frame,
+            coding::{Data, OpCode},
+        },
+    };
+    let app = TestApp::spawn().await;
+    let (ana, _ben, _cleo, group) = trio(&app).await;
+    let mut a = ana.enter(group).await;
+    let piece = "x".repeat(8 * 1024);
+    a.ws.send(Message::Frame(Frame::message(
+        piece.clone(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    for last in [false, true] {
+        a.ws.send(Message::Frame(Frame::message(
+            piece.clone(),
+            OpCode::Data(Data::Continue),
+            last,
+        )))
+        .await
+        .unwrap();
+    }
+    let (seen, code) = a.closed_with_code().await;
+    assert!(
+        seen.iter()
+            .any(|f| f["type"] == "error" && f["code"] == "frame_too_large"),
+        "{seen:?}"
+    );
+    assert_eq!(code, Some(1009));
+}

@@ -124,6 +124,28 @@ impl Room {
         }
     }
 
+    /// Waits until the server closes the connection (at most 5 s): the
+    /// frames seen before, and the close code it gave.
+    pub async fn closed_with_code(&mut self) -> (Vec<Value>, Option<u16>) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("the connection stayed open; saw {seen:?}"));
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    seen.push(serde_json::from_str(&text).expect("JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => return (seen, frame.map(|f| u16::from(f.code))),
+                None | Some(Err(_)) => return (seen, None),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Waits until the server closes the connection (at most 5 s); the frames seen before.
     pub async fn closed(&mut self) -> Vec<Value> {
         let mut seen = Vec::new();
