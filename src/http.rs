@@ -155,6 +155,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             "The request body is empty; send a JSON object.",
         ));
     }
+    // A NUL can only arrive escaped (raw control characters are not JSON),
+    // so a body without `\u0000` is read straight into its type; only when
+    // that fails, or a NUL may be there, is it read as a document first.
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        if let Ok(value) = serde_path_to_error::deserialize(&mut de)
+            && de.end().is_ok()
+        {
+            return Ok(value);
+        }
+    }
     let mut document: serde_json::Value = serde_json::from_slice(body).map_err(|inner| {
         AppError::new(
             Code::MalformedJson,

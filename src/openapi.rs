@@ -243,3 +243,60 @@ fn complete_operation(op: &mut Value, statuses: &[u16]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Two types with one schema name share one entry in the document, and
+    /// one of them is documented wrongly (two `ScheduleInput`s once did).
+    #[test]
+    fn every_schema_name_is_one_type() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(std::fs::read_to_string(&path).unwrap_or_default());
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = std::collections::HashMap::new();
+        for text in &files {
+            let mut derives_schema = false;
+            for line in text.lines() {
+                let line = line.trim();
+                if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                    derives_schema = true;
+                } else if derives_schema
+                    && let Some(rest) = ["pub struct ", "pub enum ", "struct ", "enum "]
+                        .iter()
+                        .find_map(|k| line.strip_prefix(k))
+                {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    *seen.entry(name).or_insert(0) += 1;
+                    derives_schema = false;
+                } else if !line.starts_with("#[") && !line.starts_with("///") && !line.is_empty() {
+                    derives_schema = false;
+                }
+            }
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "schema names used by two types: {twice:?}"
+        );
+        assert!(
+            seen.len() > 50,
+            "the scan found only {} schemas",
+            seen.len()
+        );
+    }
+}

@@ -157,15 +157,21 @@ impl ServerFrame<'_> {
 
 /// Why a frame could not be read, as an error code and words.
 pub fn parse(text: &str) -> Result<ClientFrame, (&'static str, String)> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|_| ("invalid_json", "The message is not valid JSON.".to_string()))?;
-    if let Some(field) = crate::text::find_nul(&value) {
-        return Err((
-            "invalid_frame",
-            format!("Remove the NUL character (\\u0000) from {field}."),
-        ));
-    }
-    serde_json::from_value(value).map_err(|e| match e.classify() {
+    // A NUL can only arrive escaped; a frame without `\u0000` holds none.
+    let parsed = if text.contains("\\u0000") {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|_| ("invalid_json", "The message is not valid JSON.".to_string()))?;
+        if let Some(field) = crate::text::find_nul(&value) {
+            return Err((
+                "invalid_frame",
+                format!("Remove the NUL character (\\u0000) from {field}."),
+            ));
+        }
+        serde_json::from_value(value)
+    } else {
+        serde_json::from_str(text)
+    };
+    parsed.map_err(|e| match e.classify() {
         serde_json::error::Category::Data if e.to_string().starts_with("unknown variant") => (
             "unknown_type",
             "Unknown message type: use join, leave, say, typing or resume.".to_string(),
@@ -211,6 +217,12 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"type":"say","body":"no id"}"#).err().map(|e| e.0),
+            Some("invalid_frame")
+        );
+        assert_eq!(
+            parse(r#"{"type":"say","client_id":"c1","body":"a\u0000b"}"#)
+                .err()
+                .map(|e| e.0),
             Some("invalid_frame")
         );
     }
