@@ -72,8 +72,8 @@ async fn set_role(
     }
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let user = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let user = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let meta = &meta;
             let before = target(conn, id).await?;
             diesel::update(users_t::table.find(id))
@@ -96,7 +96,9 @@ async fn set_role(
             .await?;
             target(conn, id).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.sessions.forget_user(id);
     Ok(HttpResponse::Ok().json(user.account()?))
 }
@@ -118,12 +120,12 @@ async fn set_verification(
     let VerificationChange { verified, states } = body.0;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let (meta, state) = (&meta, &state);
             target(conn, id).await?;
             let checked = if verified {
-                crate::profiles::licence::verifiable_states(conn, id, states).await?
+                crate::profiles::licence::verifiable_states(conn, id, states.clone()).await?
             } else {
                 vec![]
             };
@@ -144,7 +146,9 @@ async fn set_verification(
             .await?;
             crate::profiles::load_view(conn, id, state.clock.now()).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.indexer_wake.notify_one();
     Ok(HttpResponse::Ok().json(view))
 }
@@ -165,8 +169,8 @@ async fn set_disabled(
     }
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let user = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let user = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             target(conn, id).await?;
             diesel::update(users_t::table.find(id))
                 .set((
@@ -194,7 +198,9 @@ async fn set_disabled(
             .await?;
             target(conn, id).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.sessions.forget_user(id);
     state.indexer_wake.notify_one();
     user.account()

@@ -125,15 +125,17 @@ pub(super) async fn change_password(
     super::reset::check_new_password(&body.new_password, &user)?;
     let hash = password::hash(body.new_password).await?;
     let mut conn = state.pool.get().await?;
-    let tokens = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let tokens = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let (state, meta, user, hash) = (&state, &meta, &user, &hash);
             let action = audit::Action::AccountPasswordChanged;
             super::reset::set_password(conn, state, meta, user, hash, action).await?;
             // The new sign-in keeps what this one proved.
             start_session(state, conn, user, meta, auth.second_factor).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.sessions.forget_user(auth.user_id);
     state.courier_wake.notify_one();
     Ok(HttpResponse::Ok().json(tokens))

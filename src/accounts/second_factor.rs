@@ -209,8 +209,8 @@ pub(super) async fn confirm(
     let mut conn = state.pool.get().await?;
     let not_there = "There is no new key to confirm. Start again from your profile page.";
     let step = step_for(&mut conn, &state, &user, false, &body.0.code, not_there).await?;
-    let codes = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let codes = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let action = audit::Action::AccountSecondFactorOn;
             let what = "Two-step sign-in was turned on for your Kith account, and every other sign-in was ended";
             let codes = new_codes(conn, &state, &meta, &user, step, action, what).await?;
@@ -219,6 +219,8 @@ pub(super) async fn confirm(
                 .await?;
             Ok(codes)
         })
+        .await
+    })
         .await?;
     state.sessions.forget_user(user.id);
     state.courier_wake.notify_one();
@@ -242,14 +244,16 @@ pub(super) async fn renew_codes(
     let mut conn = state.pool.get().await?;
     let not_there = "Two-step sign-in is off, so there are no recovery codes.";
     let step = step_for(&mut conn, &state, &user, true, &body.0.code, not_there).await?;
-    let codes = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let codes = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let action = audit::Action::AccountRecoveryCodesRenewed;
             let what =
                 "New recovery codes were made for your Kith account; the old ones no longer work";
             new_codes(conn, &state, &meta, &user, step, action, what).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.courier_wake.notify_one();
     Ok(HttpResponse::Ok().json(RecoveryCodes {
         recovery_codes: codes,

@@ -264,8 +264,8 @@ pub(super) async fn verify(
     let token_hash = tokens::hash_opaque_token(body.0.token.trim());
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let user = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let user = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let (user, email) = live_link(conn, &token_hash, now).await?;
             // Spend the link first: of two uses at once, only one gets past here.
             let spent = diesel::update(
@@ -305,7 +305,9 @@ pub(super) async fn verify(
                 .await?
                 .ok_or_else(|| AppError::internal("verified user vanished"))
         })
-        .await?;
+        .await
+    })
+    .await?;
     state.sessions.forget_user(user.id);
     state.indexer_wake.notify_one();
     state.courier_wake.notify_one();

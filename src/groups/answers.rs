@@ -86,8 +86,8 @@ pub(super) async fn answer(
     let now = state.clock.now();
     let url = state.mailer.public_url.clone();
     let mut conn = state.pool.get().await?;
-    let group_id = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let group_id = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let (invite, group) = answerable(conn, invite_id, auth.user_id).await?;
             let to = invite.status.answer(accept)?;
             if invite.expires_at().is_some_and(|at| at <= now) {
@@ -179,7 +179,9 @@ pub(super) async fn answer(
             .await?;
             Ok(group.id)
         })
-        .await?;
+        .await
+    })
+    .await?;
     let group = load_group(&mut conn, group_id).await?;
     let shown = view(&mut conn, group, auth.user_id).await?;
     Ok(HttpResponse::Ok().json(shown))

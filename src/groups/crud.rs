@@ -60,8 +60,8 @@ pub(super) async fn create_group(
     let now = state.clock.now();
     let id = Uuid::now_v7();
     let mut conn = state.pool.get().await?;
-    let group = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let group = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let group: Group = diesel::insert_into(groups::table)
                 .values((
                     groups::id.eq(id),
@@ -94,7 +94,9 @@ pub(super) async fn create_group(
             .await?;
             Ok(group)
         })
-        .await?;
+        .await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(GroupView::new(group, 1, Some(GroupRole::Host), false)))
 }
 
@@ -197,15 +199,15 @@ pub(super) async fn edit_group(
     let description = changes.description.map(String::from);
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let group = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let group = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             require_host(conn, id, auth.user_id).await?;
             let current = load_group(conn, id).await?;
             diesel::update(groups::table.find(id))
                 .set((
-                    groups::name.eq(name.unwrap_or(current.name)),
-                    groups::topic.eq(topic.unwrap_or(current.topic)),
-                    groups::description.eq(description.unwrap_or(current.description)),
+                    groups::name.eq(name.clone().unwrap_or(current.name)),
+                    groups::topic.eq(topic.clone().unwrap_or(current.topic)),
+                    groups::description.eq(description.clone().unwrap_or(current.description)),
                     groups::listed.eq(changes.listed.unwrap_or(current.listed)),
                     groups::updated_at.eq(now),
                 ))
@@ -221,7 +223,9 @@ pub(super) async fn edit_group(
             .await?;
             load_group(conn, id).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     let shown = view(&mut conn, group, auth.user_id).await?;
     Ok(HttpResponse::Ok().json(shown))
 }

@@ -207,8 +207,8 @@ pub(super) async fn change_role(
     let role = body.0.role;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             require_host(conn, group, auth.user_id).await?;
             let target = membership(conn, group, user)
                 .await?
@@ -241,7 +241,9 @@ pub(super) async fn change_role(
             .await?;
             member_view(conn, group, user, now).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     signal::announce(&mut conn, &Signal::Member { group, user }).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -314,8 +316,8 @@ pub(super) async fn mute_member(
     let now = state.clock.now();
     let until = (minutes > 0).then(|| now + Duration::minutes(minutes));
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let actor = require_moderator(conn, group, auth.user_id).await?;
             let target = membership(conn, group, user)
                 .await?
@@ -346,7 +348,9 @@ pub(super) async fn mute_member(
             .await?;
             member_view(conn, group, user, now).await
         })
-        .await?;
+        .await
+    })
+    .await?;
     signal::announce(&mut conn, &Signal::Member { group, user }).await?;
     Ok(HttpResponse::Ok().json(view))
 }

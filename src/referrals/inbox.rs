@@ -204,8 +204,8 @@ pub async fn view_referral(
     let id = path.into_inner();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let view = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let mut referral = lock(conn, id).await?;
             let offers = offers_of(conn, id).await?;
             if let Some(offer) =
@@ -232,6 +232,8 @@ pub async fn view_referral(
             .await?;
             Ok(view)
         })
-        .await?;
+        .await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(view))
 }

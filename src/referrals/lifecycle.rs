@@ -68,7 +68,8 @@ async fn act(
 ) -> AppResult<ReferralView> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    conn.transaction::<_, AppError, _>(async |conn| {
+    crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
         let referral = lock(conn, id).await?;
         let offers = offers_of(conn, id).await?;
         check_party(&referral, &offers, auth.user_id)?;
@@ -124,6 +125,8 @@ async fn act(
         .await?;
         let referral = lock(conn, id).await?;
         view_of(conn, &referral, auth.user_id).await
+    })
+    .await
     })
     .await
 }

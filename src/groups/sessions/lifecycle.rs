@@ -87,8 +87,8 @@ async fn act(
 ) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let group = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let group = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let session = hosted(conn, id, auth.user_id).await?;
             if action == SessionAction::Start {
                 let live: i64 = group_sessions::table
@@ -120,7 +120,9 @@ async fn act(
             .await?;
             Ok(session.group_id)
         })
-        .await?;
+        .await
+    })
+    .await?;
     signal::announce(&mut conn, &Signal::Session { group, session: id }).await?;
     respond(&mut conn, id, auth.user_id).await
 }

@@ -122,8 +122,8 @@ pub(super) async fn schedule_session(
         ));
     }
     let series = (input.repeat_weeks > 0).then(Uuid::now_v7);
-    let ids: Vec<Uuid> = conn
-        .transaction::<_, AppError, _>(async |conn| {
+    let ids: Vec<Uuid> = crate::db::retrying(async || {
+        conn.transaction::<_, AppError, _>(async |conn| {
             let mut ids = Vec::new();
             for week in 0..=i64::from(input.repeat_weeks) {
                 let id = Uuid::now_v7();
@@ -175,7 +175,9 @@ pub(super) async fn schedule_session(
             .await?;
             Ok(ids)
         })
-        .await?;
+        .await
+    })
+    .await?;
     let sessions: Vec<Session> = group_sessions::table
         .filter(group_sessions::id.eq_any(&ids))
         .order(group_sessions::starts_at)
