@@ -52,7 +52,8 @@ async fn target(conn: &mut diesel_async::AsyncPgConnection, id: Uuid) -> AppResu
 /// Changes an account's role (administrators only).
 #[utoipa::path(tag = "admin", request_body = RoleChange, security(("bearer" = [])),
     params(("user_id" = Uuid, Path)),
-    responses((status = 200, body = users::Account), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = users::Account), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the last administrator, or your own role")))]
 #[put("/admin/users/{user_id}/role")]
 async fn set_role(
     state: web::Data<AppState>,
@@ -118,6 +119,11 @@ async fn set_verification(
     auth.require_admin()?;
     let id = path.into_inner();
     let VerificationChange { verified, states } = body.0;
+    // Named states are state codes whether the licence is being verified or
+    // the verification withdrawn (when they are not used).
+    for code in states.iter().flatten() {
+        crate::profiles::validate::state_code("states", code)?;
+    }
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let view = crate::db::retrying(async || {
@@ -208,7 +214,8 @@ async fn set_disabled(
 
 /// Disables an account and ends all of its sign-ins (administrators only).
 #[utoipa::path(tag = "admin", security(("bearer" = [])), params(("user_id" = Uuid, Path)),
-    responses((status = 200, body = users::Account), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = users::Account), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the last administrator, or your own account")))]
 #[post("/admin/users/{user_id}/disable")]
 async fn disable(
     state: web::Data<AppState>,

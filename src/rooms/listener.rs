@@ -198,8 +198,14 @@ async fn deliver_new(state: &AppState, group: Uuid) -> AppResult<()> {
     };
     let mut conn = state.pool.get().await?;
     loop {
-        let batch: Vec<MessageView> =
-            super::messages_after(&mut conn, group, cursor, i64::MAX, BATCH).await?;
+        let batch: Vec<MessageView> = super::messages_after(
+            &mut conn,
+            group,
+            (cursor, i64::MAX),
+            BATCH,
+            super::Take::Oldest,
+        )
+        .await?;
         let Some(last) = batch.last() else {
             return Ok(());
         };

@@ -71,15 +71,25 @@ macro_rules! message_columns {
     };
 }
 
-/// Messages of a group after `after` (up to and including `upto`), oldest first.
+/// Which messages of a range longer than the limit to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// The first ones (catching up in order, page by page).
+    Oldest,
+    /// The last ones (a replay capped at the newest).
+    Newest,
+}
+
+/// Messages of a group after `after` (up to and including `upto`), at most
+/// `limit` of them from the end `take` names, oldest first.
 pub async fn messages_after(
     conn: &mut AsyncPgConnection,
     group: Uuid,
-    after: i64,
-    upto: i64,
+    (after, upto): (i64, i64),
     limit: i64,
+    take: Take,
 ) -> AppResult<Vec<MessageView>> {
-    let rows: Vec<MessageRow> = messages::table
+    let range = messages::table
         .inner_join(users::table)
         .filter(
             messages::group_id
@@ -87,37 +97,16 @@ pub async fn messages_after(
                 .and(messages::id.gt(after))
                 .and(messages::id.le(upto)),
         )
-        .order(messages::id)
         .limit(limit)
-        .select(message_columns!())
-        .load(conn)
-        .await?;
+        .select(message_columns!());
+    let mut rows: Vec<MessageRow> = match take {
+        Take::Oldest => range.order(messages::id).load(conn).await?,
+        Take::Newest => range.order(messages::id.desc()).load(conn).await?,
+    };
+    if take == Take::Newest {
+        rows.reverse();
+    }
     Ok(rows.into_iter().map(message_view).collect())
-}
-
-/// The newest `limit` messages of a group with ids in `(after, upto]`,
-/// oldest first.
-pub async fn messages_newest_after(
-    conn: &mut AsyncPgConnection,
-    group: Uuid,
-    after: i64,
-    upto: i64,
-    limit: i64,
-) -> AppResult<Vec<MessageView>> {
-    let rows: Vec<MessageRow> = messages::table
-        .inner_join(users::table)
-        .filter(
-            messages::group_id
-                .eq(group)
-                .and(messages::id.gt(after))
-                .and(messages::id.le(upto)),
-        )
-        .order(messages::id.desc())
-        .limit(limit)
-        .select(message_columns!())
-        .load(conn)
-        .await?;
-    Ok(rows.into_iter().rev().map(message_view).collect())
 }
 
 /// Messages of a group before `before`, oldest first (a page of history).

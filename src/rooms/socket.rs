@@ -470,7 +470,14 @@ impl Conn {
         let state = self.state.clone();
         let fetched: AppResult<_> = async {
             let mut db = state.pool.get().await?;
-            super::messages_newest_after(&mut db, group, after.max(0), upto, cap as i64 + 1).await
+            super::messages_after(
+                &mut db,
+                group,
+                (after.max(0), upto),
+                cap as i64 + 1,
+                super::Take::Newest,
+            )
+            .await
         }
         .await;
         let mut batch = match fetched {

@@ -92,6 +92,15 @@ async fn a_nul_or_a_misleading_character_is_a_422_naming_the_field_and_nothing_i
     let reply = admin.get("/api/v1/admin/audit?action=x%00y").await;
     reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
     assert_eq!(reply.field(), "action");
+    // Named states are state codes, even when the verification is withdrawn.
+    let reply = admin
+        .put(
+            &format!("/api/v1/admin/users/{}/verification", ben.id),
+            json!({"verified": false, "states": ["AAA"]}),
+        )
+        .await;
+    reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(reply.field(), "states");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,18 +147,24 @@ async fn a_body_that_never_finishes_is_answered_408_and_its_connection_closed() 
     assert_eq!(groups.assert(StatusCode::OK)["mine"], json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_handler_past_its_deadline_is_abandoned_with_503_and_keeps_nothing() {
-    let app = TestApp::spawn_with(|s| s.timeouts.handler = Duration::from_secs(1)).await;
-    let ana = app.register("Ana").await;
-    let version = ana.profile().await["version"].clone();
-    // Another session holds the profiles table: the edit waits on its lock.
+/// Another session that holds the profiles table until it rolls back: a
+/// profile edit meanwhile waits on its lock.
+async fn lock_profiles(app: &TestApp) -> diesel_async::AsyncPgConnection {
     use diesel_async::SimpleAsyncConnection;
     let mut blocker = app.db.conn().await;
     blocker
         .batch_execute("BEGIN; LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
+    blocker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_past_its_deadline_is_abandoned_with_503_and_keeps_nothing() {
+    let app = TestApp::spawn_with(|s| s.timeouts.handler = Duration::from_secs(1)).await;
+    let ana = app.register("Ana").await;
+    let version = ana.profile().await["version"].clone();
+    let mut blocker = lock_profiles(&app).await;
     let reply = ana
         .put(
             "/api/v1/profiles/me",
@@ -158,7 +173,9 @@ async fn a_handler_past_its_deadline_is_abandoned_with_503_and_keeps_nothing() {
         .await;
     reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "timed_out");
     assert!(reply.headers.contains_key("retry-after"));
-    blocker.batch_execute("ROLLBACK").await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut blocker, "ROLLBACK")
+        .await
+        .unwrap();
     let profile = ana.profile().await;
     assert_eq!(profile["version"], version);
     assert_eq!(profile["bio"], "");
@@ -176,12 +193,7 @@ async fn a_connection_postgres_terminates_mid_request_is_a_503_with_retry_after(
     let app = TestApp::spawn().await;
     let ana = app.register("Ana").await;
     let version = ana.profile().await["version"].clone();
-    use diesel_async::SimpleAsyncConnection;
-    let mut blocker = app.db.conn().await;
-    blocker
-        .batch_execute("BEGIN; LOCK TABLE profiles IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let mut blocker = lock_profiles(&app).await;
     let edit = {
         let ana = ana.clone();
         let version = version.clone();
@@ -214,7 +226,9 @@ async fn a_connection_postgres_terminates_mid_request_is_a_503_with_retry_after(
     let reply = edit.await.unwrap();
     reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
     assert!(reply.headers.contains_key("retry-after"));
-    blocker.batch_execute("ROLLBACK").await.unwrap();
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut blocker, "ROLLBACK")
+        .await
+        .unwrap();
     // Nothing half-done, and the next request gets a healthy connection.
     assert_eq!(ana.profile().await["bio"], "");
     ana.put(
