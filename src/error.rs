@@ -20,7 +20,10 @@ macro_rules! codes {
 
         impl utoipa::PartialSchema for Code {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                crate::db::enums::text_schema(&[$($text),+])
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
             }
         }
 

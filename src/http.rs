@@ -311,14 +311,24 @@ pub fn json_error_fallback<B: MessageBody + 'static>(
 /// asked with the wrong method is a 405 with `Allow`, not a 404.
 pub struct KnownPaths(Vec<(Vec<String>, String)>);
 
+/// The methods an OpenAPI path item may hold, in the order `Allow` lists them.
+pub const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
 impl KnownPaths {
+    /// From the OpenAPI document's paths and the methods each path item holds.
     pub fn from_document(doc: &serde_json::Value) -> Self {
-        let mut paths = crate::openapi::methods_by_path(doc)
-            .into_iter()
-            .map(|(path, methods)| {
+        let empty = serde_json::Map::new();
+        let mut paths = doc["paths"]
+            .as_object()
+            .unwrap_or(&empty)
+            .iter()
+            .map(|(path, item)| {
                 let segments: Vec<String> = path.split('/').map(str::to_string).collect();
-                let allow = methods
+                let allow = METHODS
                     .iter()
+                    .filter(|m| item.get(**m).is_some())
                     .map(|m| m.to_ascii_uppercase())
                     .collect::<Vec<_>>()
                     .join(", ");

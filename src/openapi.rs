@@ -13,7 +13,7 @@ use utoipa::{
 };
 use utoipa_actix_web::AppExt;
 
-use crate::error::Code;
+use crate::{error::Code, http::METHODS};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -76,27 +76,6 @@ pub fn with_taxonomy(doc: &mut Value, taxonomy: &crate::profiles::taxonomy::Taxo
 
 pub async fn serve(doc: web::Data<Value>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
-}
-
-const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
-
-/// The methods each documented path answers, for 405's `Allow`.
-pub fn methods_by_path(doc: &Value) -> Vec<(String, Vec<&'static str>)> {
-    let Some(paths) = doc["paths"].as_object() else {
-        return Vec::new();
-    };
-    paths
-        .iter()
-        .map(|(path, item)| {
-            let methods = METHODS
-                .into_iter()
-                .filter(|m| item.get(*m).is_some())
-                .collect();
-            (path.clone(), methods)
-        })
-        .collect()
 }
 
 /// Adds the shared answers to every operation and the per-status error schemas.

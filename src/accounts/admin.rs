@@ -39,7 +39,7 @@ pub struct VerificationChange {
     /// With `verified: true`, the states checked (each one the profile
     /// claims); every claimed state when left out.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<crate::profiles::validate::UsState>>)]
+    #[schema(value_type = Option<Vec<crate::profiles::model::UsState>>)]
     pub states: Option<Vec<String>>,
 }
 

@@ -21,7 +21,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct TimeZoneRequest {
     /// An IANA time zone name, such as `America/Chicago`.
-    #[schema(value_type = crate::profiles::validate::TimeZoneName)]
+    #[schema(value_type = crate::profiles::model::TimeZoneName)]
     pub time_zone: String,
 }
 

@@ -214,7 +214,7 @@ pub struct ProfileInput {
     pub credentials: Vec<Credential>,
     /// Two-letter US state codes.
     #[serde(default)]
-    #[schema(value_type = Vec<crate::profiles::validate::UsState>)]
+    #[schema(value_type = Vec<crate::profiles::model::UsState>)]
     pub license_states: Vec<String>,
     pub license_number: Option<LicenceNumber>,
     #[serde(default)]
@@ -245,7 +245,7 @@ pub struct ProfileInput {
     #[serde(default)]
     pub in_person: bool,
     pub city: Option<City>,
-    #[schema(value_type = Option<crate::profiles::validate::UsState>)]
+    #[schema(value_type = Option<crate::profiles::model::UsState>)]
     pub state: Option<String>,
     /// A 5-digit ZIP code or ZIP+4.
     #[schema(pattern = "^[0-9]{5}(-[0-9]{4})?$")]
@@ -306,4 +306,43 @@ pub struct CapacityInput {
     pub waitlist: Option<Waitlist>,
     /// Optional: refuse the change if the profile moved on.
     pub version: Option<i32>,
+}
+
+/// US states, DC and the territories where clinicians are licensed.
+pub const US_STATES: [&str; 56] = [
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
+    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
+    "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP",
+];
+
+/// The schema of a state code: one of `US_STATES`.
+pub struct UsState;
+
+impl utoipa::PartialSchema for UsState {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::db::enums::text_schema(&US_STATES)
+    }
+}
+
+impl utoipa::ToSchema for UsState {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("UsState")
+    }
+}
+
+/// The schema of a time zone: an IANA name the server knows.
+pub struct TimeZoneName;
+
+impl utoipa::PartialSchema for TimeZoneName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        crate::db::enums::text_schema(&names)
+    }
+}
+
+impl utoipa::ToSchema for TimeZoneName {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("TimeZoneName")
+    }
 }

@@ -6,44 +6,7 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 
-/// US states, DC and the territories where clinicians are licensed.
-pub const US_STATES: [&str; 56] = [
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
-    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
-    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
-    "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP",
-];
-
-/// The schema of a state code: one of `US_STATES`.
-pub struct UsState;
-
-impl utoipa::PartialSchema for UsState {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::db::enums::text_schema(&US_STATES)
-    }
-}
-
-impl utoipa::ToSchema for UsState {
-    fn name() -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed("UsState")
-    }
-}
-
-/// The schema of a time zone: an IANA name the server knows.
-pub struct TimeZoneName;
-
-impl utoipa::PartialSchema for TimeZoneName {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
-        crate::db::enums::text_schema(&names)
-    }
-}
-
-impl utoipa::ToSchema for TimeZoneName {
-    fn name() -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed("TimeZoneName")
-    }
-}
+pub use super::model::US_STATES;
 
 pub fn state_code(field: &str, raw: &str) -> AppResult<String> {
     let code = raw.trim().to_uppercase();

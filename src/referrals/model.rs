@@ -211,7 +211,7 @@ impl Urgency {
 pub struct Packet {
     pub age_band: AgeBand,
     /// The client's state (two letters).
-    #[schema(value_type = crate::profiles::validate::UsState)]
+    #[schema(value_type = crate::profiles::model::UsState)]
     pub state: String,
     /// Specialty slugs, 1 to 10.
     #[schema(value_type = Vec<crate::profiles::taxonomy::SpecialtySlug>, min_items = 1, max_items = 10)]

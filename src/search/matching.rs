@@ -141,7 +141,7 @@ pub struct MatchRequest {
     pub concerns: Vec<String>,
     pub age_band: Option<AgeBand>,
     /// The client's state: only clinicians licensed there are offered.
-    #[schema(value_type = crate::profiles::validate::UsState)]
+    #[schema(value_type = crate::profiles::model::UsState)]
     pub state: String,
     /// An insurance slug; leave out for private pay.
     #[schema(value_type = Option<crate::profiles::taxonomy::InsuranceSlug>)]

@@ -43,7 +43,7 @@ struct SearchParams {
     #[param(value_type = Option<Vec<crate::profiles::taxonomy::LanguageSlug>>)]
     language: Option<Vec<String>>,
     /// Two-letter state code.
-    #[param(value_type = Option<crate::profiles::validate::UsState>)]
+    #[param(value_type = Option<crate::profiles::model::UsState>)]
     licensed_in: Option<String>,
     telehealth: Option<bool>,
     in_person: Option<bool>,

@@ -292,9 +292,10 @@ impl TestApp {
             .assert(StatusCode::OK);
     }
 
-    /// Polls until `check` holds (the indexer works in the background), for at most 5 s.
+    /// Polls until `check` holds (the indexer works in the background), for at
+    /// most 15 s (a wait bound for a loaded machine, not a speed check).
     pub async fn eventually<F: AsyncFn() -> bool>(&self, what: &str, check: F) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while !check().await {
             assert!(
                 std::time::Instant::now() < deadline,
