@@ -80,12 +80,17 @@ fn check_contact(contact: &ContactInput) -> AppResult<String> {
 }
 
 fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
-    let key = req
-        .headers()
-        .get("Idempotency-Key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty());
+    let key = match req.headers().get("Idempotency-Key") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            AppError::invalid_field(
+                "Idempotency-Key",
+                "Use a key of visible ASCII characters (a UUID, for example).",
+            )
+        })?),
+    }
+    .map(|v| v.trim().to_string())
+    .filter(|v| !v.is_empty());
     if key.as_ref().is_some_and(|k| k.len() > 200) {
         return Err(AppError::invalid_field(
             "Idempotency-Key",

@@ -84,6 +84,22 @@ async fn a_nul_or_a_misleading_character_is_a_422_naming_the_field_and_nothing_i
     let reply = ana.get("/api/v1/search/clinicians?q=anx%00iety").await;
     reply.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
     assert_eq!(reply.field(), "q");
+    // A retry key that is not visible ASCII is refused, not ignored.
+    let reply = app
+        .http
+        .post(app.url("/api/v1/referrals"))
+        .bearer_auth(&ana.access)
+        .header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes(b"key-\xe9").unwrap(),
+        )
+        .json(&referral("direct", &[&ben]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["field"], "Idempotency-Key");
     let outbox = ana.get("/api/v1/referrals?box=outbox").await;
     assert_eq!(outbox.assert(StatusCode::OK).as_array().unwrap().len(), 0);
 
