@@ -214,18 +214,11 @@ impl<T> std::ops::Deref for ApiQuery<T> {
 
 impl<T: DeserializeOwned> ApiQuery<T> {
     pub fn parse(query: &str) -> Result<Self, AppError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| {
-            AppError::invalid_field("query", format!("The query string is not valid: {e}."))
-        })?;
-        if let Some((name, _)) = pairs
-            .iter()
-            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
-        {
-            let name = name.replace('\0', "\\u0000");
-            return Err(AppError::invalid_field(
-                name.clone(),
-                format!("{name}: remove the NUL character (%00)."),
-            ));
+        // A NUL can only arrive as `%00`; only then are the pairs looked at.
+        if query.contains("%00") {
+            for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+                crate::text::parameter_without_nul(&name, &value)?;
+            }
         }
         serde_urlencoded::from_str(query)
             .map(ApiQuery)

@@ -110,14 +110,8 @@ impl Limit {
 
     /// The trimmed value, or a 422 naming the field.
     pub fn check(self, value: &str) -> AppResult<String> {
-        self.check_as(self.field, value)
-    }
-
-    /// As `check`, reporting the error at `field` (a nested path such as
-    /// `packet.note`).
-    pub fn check_as(self, field: &str, value: &str) -> AppResult<String> {
         self.clean(value)
-            .map_err(|message| AppError::invalid_field(field, message))
+            .map_err(|message| AppError::invalid_field(self.field, message))
     }
 
     /// An optional field: absent or blank is `None`.
@@ -164,16 +158,14 @@ impl Limit {
     }
 }
 
-/// Any text: refused only when it holds a NUL (for passwords, tokens and
-/// other strings that are compared, not shown).
-pub fn no_nul(field: &str, value: &str) -> AppResult<()> {
-    if value.contains('\0') {
+/// A query parameter (its name and value, decoded) that holds a NUL is a 422
+/// naming it; the query extractor and the search parser both ask here.
+pub fn parameter_without_nul(name: &str, value: &str) -> AppResult<()> {
+    if name.contains('\0') || value.contains('\0') {
+        let name = name.replace('\0', "\\u0000");
         return Err(AppError::invalid_field(
-            field,
-            format!(
-                "Remove the NUL character from the {}.",
-                field.replace('_', " ")
-            ),
+            name.clone(),
+            format!("{name}: remove the NUL character (%00)."),
         ));
     }
     Ok(())
@@ -322,11 +314,11 @@ mod tests {
         assert_eq!(Limit::new("note", 0, 9).optional(Some("  ")).unwrap(), None);
         assert_eq!(
             Limit::new("x", 0, 9)
-                .check_as("packet.x", &"y".repeat(10))
+                .check(&"y".repeat(10))
                 .unwrap_err()
                 .field
                 .as_deref(),
-            Some("packet.x")
+            Some("x")
         );
     }
 

@@ -206,7 +206,7 @@ pub(super) async fn code_step(
                     shared,
                     now,
                     &meta,
-                    audit::Event::new(Some(user.id), action, "user", user.id)
+                    audit::Event::own_account(user.id, action)
                         .detail(serde_json::json!({ "second_factor": how })),
                 )
                 .await
@@ -259,13 +259,7 @@ async fn wrong(
         let limits = &state.settings.login_limits;
         throttle::record_failure(conn, key, WRONG_CODES, limits.lockout, limits, now).await?;
         let action = audit::Action::LoginCodeFailed;
-        audit::record(
-            conn,
-            now,
-            meta,
-            audit::Event::new(Some(user.id), action, "user", user.id),
-        )
-        .await?;
+        audit::record(conn, now, meta, audit::Event::own_account(user.id, action)).await?;
         Ok(())
     })
     .await?;

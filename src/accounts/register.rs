@@ -58,7 +58,7 @@ pub(super) async fn register(
             "Enter a valid email address.",
         ));
     }
-    let display_name = crate::profiles::validate::display_name(&body.display_name)?;
+    let display_name = body.display_name.as_str().to_string();
     password::check_policy(&body.password, &[&email, &display_name])?;
     let hash = password::hash(body.password).await?;
 
@@ -88,7 +88,7 @@ pub(super) async fn register(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(id), audit::Action::AccountRegistered, "user", id),
+            audit::Event::own_account(id, audit::Action::AccountRegistered),
         )
         .await?;
         super::verify::send_link(conn, &state, id, &email, now).await

@@ -98,13 +98,7 @@ pub(super) async fn set_password(
         _ => "password_changed",
     };
     sessions::revoke_all(conn, user.id, now, reason).await?;
-    audit::record(
-        conn,
-        now,
-        meta,
-        audit::Event::new(Some(user.id), action, "user", user.id),
-    )
-    .await?;
+    audit::record(conn, now, meta, audit::Event::own_account(user.id, action)).await?;
     let what = "The password of your Kith account was changed and every sign-in was ended";
     super::security::tell(
         conn,

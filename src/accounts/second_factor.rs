@@ -108,13 +108,7 @@ async fn new_codes(
         return Err(wrong_code());
     }
     let codes = two_step::replace_recovery_codes(conn, user.id, now).await?;
-    audit::record(
-        conn,
-        now,
-        meta,
-        audit::Event::new(Some(user.id), action, "user", user.id),
-    )
-    .await?;
+    audit::record(conn, now, meta, audit::Event::own_account(user.id, action)).await?;
     tell(conn, state, user, what, now).await?;
     Ok(codes)
 }
@@ -291,13 +285,7 @@ pub(super) async fn disable(
     conn.transaction::<_, AppError, _>(async |conn| {
         two_step::remove(conn, user.id).await?;
         let action = audit::Action::AccountSecondFactorOff;
-        audit::record(
-            conn,
-            now,
-            &meta,
-            audit::Event::new(Some(user.id), action, "user", user.id),
-        )
-        .await?;
+        audit::record(conn, now, &meta, audit::Event::own_account(user.id, action)).await?;
         tell(
             conn,
             &state,

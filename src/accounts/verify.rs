@@ -207,7 +207,7 @@ pub(super) async fn change_email(
             conn,
             now,
             &meta,
-            audit::Event::new(Some(user.id), audit::Action::AccountEmailChangeRequested, "user", user.id),
+            audit::Event::own_account(user.id, audit::Action::AccountEmailChangeRequested),
         )
         .await?;
         Ok(())
@@ -290,13 +290,7 @@ pub(super) async fn verify(
                     .execute(conn)
                     .await?;
                 let action = audit::Action::AccountEmailVerified;
-                audit::record(
-                    conn,
-                    now,
-                    &meta,
-                    audit::Event::new(Some(user.id), action, "user", user.id),
-                )
-                .await?;
+                audit::record(conn, now, &meta, audit::Event::own_account(user.id, action)).await?;
             } else {
                 move_address(conn, &state, &meta, &user, &email, now).await?;
             }
@@ -363,12 +357,6 @@ async fn move_address(
     let subject = "Your Kith email address was changed";
     super::security::tell(conn, state, &user.email, subject, &what, now).await?;
     let action = audit::Action::AccountEmailChanged;
-    audit::record(
-        conn,
-        now,
-        meta,
-        audit::Event::new(Some(user.id), action, "user", user.id),
-    )
-    .await?;
+    audit::record(conn, now, meta, audit::Event::own_account(user.id, action)).await?;
     Ok(())
 }

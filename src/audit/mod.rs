@@ -109,6 +109,12 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// What a person did to their own account (signing in, changing a
+    /// password, an address or a second factor).
+    pub fn own_account(user: Uuid, action: Action) -> Self {
+        Self::new(Some(user), action, "user", user)
+    }
+
     pub fn detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;
         self

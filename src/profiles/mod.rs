@@ -230,11 +230,7 @@ async fn put_mine(
             "Send the profile's version (the `version` field or an If-Match header) so that edits are not lost.",
         )
     })?;
-    let display_name = input
-        .display_name
-        .as_deref()
-        .map(validate::display_name)
-        .transpose()?;
+    let display_name = input.display_name.clone().map(String::from);
     let changes = validate::profile(input, &state.taxonomy)?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;

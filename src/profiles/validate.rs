@@ -20,16 +20,6 @@ pub fn state_code(field: &str, raw: &str) -> AppResult<String> {
     }
 }
 
-fn text(field: &'static str, value: Option<String>, max: usize) -> AppResult<Option<String>> {
-    crate::text::Limit::new(field, 0, max).optional(value.as_deref())
-}
-
-pub fn display_name(raw: &str) -> AppResult<String> {
-    text("display_name", Some(raw.to_string()), 120)?.ok_or_else(|| {
-        AppError::invalid_field("display_name", "Enter a name of 1 to 120 characters.")
-    })
-}
-
 pub fn open_slots(value: i32) -> AppResult<i32> {
     if !(0..=500).contains(&value) {
         return Err(AppError::invalid_field(
@@ -82,7 +72,8 @@ pub fn profile(input: ProfileInput, taxonomy: &Taxonomy) -> AppResult<ProfileCha
         .filter(|s| !s.trim().is_empty())
         .map(|s| state_code("state", &s))
         .transpose()?;
-    let postal_code = text("postal_code", input.postal_code, 10)?;
+    let postal_code =
+        crate::text::Limit::new("postal_code", 0, 10).optional(input.postal_code.as_deref())?;
     if let Some(code) = &postal_code {
         let valid = code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit())
             || code.len() == 10

@@ -228,13 +228,7 @@ impl SearchQuery {
         let mut radius = None;
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
             let (key, value) = (key.as_ref(), value.as_ref());
-            if key.contains('\0') || value.contains('\0') {
-                let name = key.replace('\0', "\\u0000");
-                return Err(AppError::invalid_field(
-                    name.clone(),
-                    format!("{name}: remove the NUL character (%00)."),
-                ));
-            }
+            crate::text::parameter_without_nul(key, value)?;
             if !PARAMETERS.contains(&key) {
                 return Err(not_a_parameter(key));
             }
