@@ -214,7 +214,8 @@ await test("Ben fills in his profile and capacity", async () => {
   await page.getByLabel("Accepting referrals").check();
   await page.getByRole("button", { name: "Update capacity" }).click();
   await page.getByText("Capacity saved.").waitFor();
-  await page.locator(".capacity .cap-open").waitFor();
+  await page.locator(".capacity .cap-open", { hasText: "Open now" }).waitFor();
+  await page.locator("#freshness", { hasText: "2 open slots, confirmed recently" }).waitFor();
   await page.locator(".licence-status", { hasText: "Not yet verified: IL" }).waitFor();
   // An administrator checks his licence (through the API); only verified
   // states count for referrals.

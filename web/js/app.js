@@ -138,15 +138,16 @@ async function profilePage() {
       h("button", { type: "submit" }, "Update capacity"),
       h("button", { type: "button", class: "secondary", id: "confirm", onclick: async () => {
         await api.call("POST", "/profiles/me/capacity/confirm");
+        // The page is drawn afresh before it says so: nothing typed meanwhile is lost.
+        await profilePage();
         toast("Capacity confirmed as still accurate.");
-        profilePage();
       } }, "Still accurate")));
   capForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
       await api.call("PATCH", "/profiles/me/capacity", { open_slots: Number(slots.value), waitlist: wait.value, accepting_referrals: accepting.checked });
+      await profilePage();
       toast("Capacity saved.");
-      profilePage();
     } catch (err) {
       showError(capForm, err);
     }
@@ -205,10 +206,14 @@ async function profilePage() {
         latitude: num(inputs.latitude.value), longitude: num(inputs.longitude.value),
         accepting_referrals: accepting.checked,
       });
+      await profilePage();
       toast("Profile saved.");
-      profilePage();
     } catch (err) {
-      if (err.code === "version_conflict" || err.status === 409) toast("Your profile changed elsewhere; reloaded.");
+      if (err.code === "version_conflict") {
+        await profilePage();
+        toast("Your profile changed elsewhere; it is shown as it is now. Make your edit again.");
+        return;
+      }
       showError(form, err);
     }
   });

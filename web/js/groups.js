@@ -45,8 +45,8 @@ export async function groupsPage() {
     list.listed.length ? h("section", {}, h("h2", {}, "Groups you can ask to join"), list.listed.map((g) => h("div", { class: "card" }, h("strong", {}, g.name), ` — ${g.topic} `,
       g.join_requested ? h("span", { class: "muted" }, "Request sent") : h("button", { class: "secondary", onclick: async () => {
         await api.call("POST", `/groups/${g.id}/join-requests`);
+        await groupsPage();
         toast("Request sent to the hosts.");
-        groupsPage();
       } }, "Ask to join")))) : null,
     form);
 }
