@@ -78,14 +78,34 @@ ensure_postgres() {
     as_root runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qc "
       DO \$\$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith') THEN
-          CREATE ROLE kith LOGIN CREATEDB PASSWORD 'kith';
+          CREATE ROLE kith LOGIN CREATEDB CREATEROLE PASSWORD 'kith';
         ELSE
-          ALTER ROLE kith LOGIN CREATEDB PASSWORD 'kith';
+          ALTER ROLE kith LOGIN CREATEDB CREATEROLE PASSWORD 'kith';
         END IF;
+        -- The server's own role: it may only add to the audit log.
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith_app') THEN
+          CREATE ROLE kith_app LOGIN PASSWORD 'kith_app';
+        END IF;
+        GRANT kith_app TO kith;
       END \$\$;" >/dev/null
     if ! as_root runuser -u postgres -- psql -Atqc "select 1 from pg_database where datname = 'kith'" | grep -q 1; then
       as_root runuser -u postgres -- createdb -O kith kith
     fi
   fi
   export DATABASE_URL="$url"
+}
+
+# The server connects as the application role (only INSERT and SELECT on the
+# audit log) and migrates as the owner. Sets KITH_MIGRATION_URL to the
+# owner's DATABASE_URL and DATABASE_URL to the same database as kith_app,
+# when that role exists; otherwise leaves one role doing both, and says so.
+use_application_role() {
+  psql "$DATABASE_URL" -Atqc "select 1 from pg_roles where rolname = 'kith_app'" | grep -q 1 ||
+    psql "$DATABASE_URL" -qc "CREATE ROLE kith_app LOGIN PASSWORD 'kith_app'" >/dev/null 2>&1 || true
+  if psql "$DATABASE_URL" -Atqc "select 1 from pg_roles where rolname = 'kith_app'" | grep -q 1; then
+    export KITH_MIGRATION_URL="$DATABASE_URL"
+    export DATABASE_URL="$(printf '%s' "$DATABASE_URL" | sed -E 's#://[^@/]*@#://kith_app:kith_app@#')"
+  else
+    log "no kith_app role: the server will run as the owner role, which could rewrite the audit log"
+  fi
 }

@@ -71,6 +71,19 @@ pub struct Settings {
     /// Seals secrets kept in PostgreSQL (second-factor keys); every instance
     /// must share it.
     pub data_key: SecretString,
+    /// Seals client contact details (`KITH_CONTACT_KEY`, older keys in
+    /// `KITH_CONTACT_OLD_KEYS` still open what they sealed).
+    pub contact_keys: ContactKeys,
+    /// How long after a referral closes its contact details are kept.
+    pub contact_retention: chrono::Duration,
+    /// Keys the audit chain's HMAC (`KITH_AUDIT_KEY`); PostgreSQL never holds it.
+    pub audit_key: SecretString,
+    /// Where sealed audit checkpoints are also emailed, besides the data
+    /// directory's checkpoint file.
+    pub audit_checkpoint_email: Option<String>,
+    /// A role that owns the schema, for migrations, when `DATABASE_URL` is
+    /// the application's own, narrower role.
+    pub migration_url: Option<SecretString>,
     pub allowed_origins: Vec<String>,
     /// Where links in emails point.
     pub public_url: String,
@@ -212,26 +225,27 @@ impl Settings {
                 }
                 origins
             });
-        let jwt_secret = match var("KITH_JWT_SECRET") {
-            Some(secret) if secret.len() < 32 => {
-                return Err(ConfigError::Invalid {
-                    name: "KITH_JWT_SECRET",
-                    reason: "use at least 32 characters".into(),
-                });
-            }
-            Some(secret) => SecretString::from(secret),
-            None => load_or_create_secret(&data_dir, "jwt-secret", "KITH_JWT_SECRET")?,
-        };
-        let data_key = match var("KITH_DATA_KEY") {
-            Some(key) if key.len() < 32 => {
-                return Err(ConfigError::Invalid {
-                    name: "KITH_DATA_KEY",
-                    reason: "use at least 32 characters".into(),
-                });
-            }
-            Some(key) => SecretString::from(key),
-            None => load_or_create_secret(&data_dir, "data-key", "KITH_DATA_KEY")?,
-        };
+        let jwt_secret = secret_setting("KITH_JWT_SECRET", &data_dir, "jwt-secret")?;
+        let data_key = secret_setting("KITH_DATA_KEY", &data_dir, "data-key")?;
+        let contact_key = secret_setting("KITH_CONTACT_KEY", &data_dir, "contact-key")?;
+        let older_contact_keys = var("KITH_CONTACT_OLD_KEYS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| long_enough("KITH_CONTACT_OLD_KEYS", k.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let audit_key = secret_setting("KITH_AUDIT_KEY", &data_dir, "audit-key")?;
+        let contact_retention_days: i64 = parse_var("KITH_CONTACT_RETENTION_DAYS", 90)?;
+        if !(1..=3650).contains(&contact_retention_days) {
+            return Err(ConfigError::Invalid {
+                name: "KITH_CONTACT_RETENTION_DAYS",
+                reason: "must be from 1 to 3650 days".into(),
+            });
+        }
         let default_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let response_hours = ResponseHours {
             urgent: parse_var("KITH_RESPONSE_HOURS_URGENT", 4)?,
@@ -271,6 +285,14 @@ impl Settings {
             data_dir,
             jwt_secret,
             data_key,
+            contact_keys: ContactKeys {
+                current: contact_key,
+                older: older_contact_keys,
+            },
+            contact_retention: chrono::Duration::days(contact_retention_days),
+            audit_key,
+            audit_checkpoint_email: var("KITH_AUDIT_CHECKPOINT_EMAIL"),
+            migration_url: var("KITH_MIGRATION_URL").map(SecretString::from),
             allowed_origins,
             public_url,
             meili_url: var("MEILI_URL"),
@@ -309,6 +331,14 @@ impl Settings {
             data_dir,
             jwt_secret: SecretString::from("test-secret-test-secret-test-secret-0123".to_string()),
             data_key: SecretString::from("test-data-key-test-data-key-test-data-key".to_string()),
+            contact_keys: ContactKeys {
+                current: SecretString::from("test-contact-key-test-contact-key-test".to_string()),
+                older: vec![],
+            },
+            contact_retention: chrono::Duration::days(90),
+            audit_key: SecretString::from("test-audit-key-test-audit-key-test-audit".to_string()),
+            audit_checkpoint_email: None,
+            migration_url: None,
             allowed_origins: vec!["http://127.0.0.1".into()],
             public_url: "http://127.0.0.1".into(),
             meili_url: None,
@@ -332,6 +362,36 @@ impl Settings {
 
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
+    }
+}
+
+/// The current contact key and the older ones that still open.
+#[derive(Clone, Debug)]
+pub struct ContactKeys {
+    pub current: SecretString,
+    pub older: Vec<SecretString>,
+}
+
+fn long_enough(name: &'static str, value: String) -> Result<SecretString, ConfigError> {
+    if value.len() < 32 {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "use at least 32 characters".into(),
+        });
+    }
+    Ok(SecretString::from(value))
+}
+
+/// A secret from the variable `name`, else from the data directory's `file`
+/// (made when missing).
+fn secret_setting(
+    name: &'static str,
+    data_dir: &std::path::Path,
+    file: &str,
+) -> Result<SecretString, ConfigError> {
+    match var(name) {
+        Some(value) => long_enough(name, value),
+        None => load_or_create_secret(data_dir, file, name),
     }
 }
 

@@ -146,6 +146,9 @@ codes! {
     SessionLive = "session_live", CONFLICT;
     /// Leave the group instead of removing yourself.
     UseLeave = "use_leave", CONFLICT;
+    /// The client's contact details were deleted once the referral had been
+    /// closed for the retention period.
+    ContactPurged = "contact_purged", GONE;
     /// The body did not arrive in time; the connection is closed.
     BodyTimeout = "body_timeout", REQUEST_TIMEOUT;
     /// The body is over the route's limit.
@@ -154,6 +157,10 @@ codes! {
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     /// A field is invalid; `field` names it.
     InvalidField = "invalid_field", UNPROCESSABLE_ENTITY;
+    /// Free text that travels to colleagues may identify a client; `field`
+    /// names it and the message says what was found. Remove it, or send
+    /// again confirming it identifies no one.
+    PossibleIdentifier = "possible_identifier", UNPROCESSABLE_ENTITY;
     /// An edit must say which version it started from.
     VersionRequired = "version_required", PRECONDITION_REQUIRED;
     /// Too many attempts; wait `Retry-After` seconds.

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use kith::{Application, Clock, Settings, db, seed};
+use secrecy::ExposeSecret;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// mimalloc hands large freed blocks (argon2's 19 MiB work memory) back to
@@ -50,8 +51,16 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Check the audit log's hash chain.
-    AuditVerify,
+    /// Check the audit log's keyed chain against the checkpoints kept
+    /// outside PostgreSQL (the data directory's file, and any head given).
+    AuditVerify {
+        /// A checkpoint file other than the data directory's.
+        #[arg(long)]
+        checkpoints: Option<std::path::PathBuf>,
+        /// A head from a checkpoint email: its sequence number and link.
+        #[arg(long, num_args = 2, value_names = ["SEQ", "HASH"])]
+        checkpoint: Option<Vec<String>>,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -109,7 +118,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run().await?;
         }
         Command::Migrate => {
-            let applied = db::run_migrations(settings.database_url()).await?;
+            // With KITH_MIGRATION_URL the owner migrates, and DATABASE_URL's
+            // role gets the application's privileges (and no more).
+            let owner = settings
+                .migration_url
+                .as_ref()
+                .map_or(settings.database_url(), |u| u.expose_secret());
+            let applied = db::run_migrations(owner).await?;
+            if settings.migration_url.is_some() {
+                let role = db::current_role(settings.database_url()).await?;
+                db::grant_to(owner, &role).await?;
+                println!("The role {role} may read and write, and only add to the audit log.");
+            }
             if applied.is_empty() {
                 println!("The database is up to date.");
             } else {
@@ -231,16 +251,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("Wrote {CONFIG_PATH}; rebuild so the binary carries it.");
             }
         }
-        Command::AuditVerify => {
+        Command::AuditVerify {
+            checkpoints,
+            checkpoint,
+        } => {
+            use kith::audit::chain;
             let pool = db::pool(settings.database_url(), 2)?;
             let mut conn = pool.get().await?;
-            while kith::audit::seal_pending(&mut conn, 5_000).await? > 0 {}
-            let report = kith::audit::verify_chain(&mut conn).await?;
+            let key = chain::ChainKey::new(&settings.audit_key);
+            let file = match checkpoints {
+                Some(path) => chain::Checkpoints::at(path),
+                None => chain::Checkpoints::in_data_dir(&settings.data_dir),
+            };
+            let mut heads = file.read()?;
+            if let Some([seq, hash]) = checkpoint.as_deref() {
+                heads.push(chain::Head {
+                    seq: seq.parse().map_err(|_| {
+                        anyhow::anyhow!("--checkpoint: `{seq}` is not a sequence number")
+                    })?,
+                    hash: hash.to_ascii_lowercase(),
+                });
+            }
+            heads.sort_by_key(|h| h.seq);
+            let started = std::time::Instant::now();
+            let report = chain::verify(&mut conn, &key, &heads).await?;
+            eprintln!(
+                "checked {} links against {} checkpoints ({}) in {:.2} s",
+                report.sealed,
+                report.checkpoints_checked,
+                file.path().display(),
+                started.elapsed().as_secs_f64()
+            );
             println!("{}", serde_json::to_string_pretty(&report)?);
             anyhow::ensure!(
                 report.intact,
-                "the audit chain is broken at seq {:?}",
-                report.first_broken_seq
+                "the audit log does not verify: {}",
+                report.problems.join(" ")
             );
         }
         Command::Openapi => {}

@@ -27,8 +27,15 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         db::ensure_migrated(settings.database_url()).await?;
         let pool = db::pool(settings.database_url(), settings.db_pool_size)?;
+        let contact_keys =
+            crate::seal::Keyring::new(&settings.contact_keys.current, &settings.contact_keys.older);
         let taxonomy = {
             let mut conn = pool.get().await?;
+            let sealed = crate::referrals::contact::prepare(&mut conn, &contact_keys).await?;
+            if sealed > 0 {
+                tracing::info!(sealed, "client contacts stored in clear are now sealed");
+            }
+            crate::db::roles::warn_if_audit_is_writable(&mut conn).await?;
             profiles::taxonomy::Taxonomy::load(&mut conn).await?
         };
         let dummy = auth::password::hash(format!("dummy-{}", uuid::Uuid::new_v4()))
@@ -52,6 +59,8 @@ impl AppState {
             sessions: auth::sessions::SessionCache::new(clock.clone()),
             address_limits: crate::limits::AddressLimits::new(&settings.limits),
             sealer: crate::seal::Sealer::new(&settings.data_key),
+            contact_keys,
+            audit_key: crate::audit::chain::ChainKey::new(&settings.audit_key),
             taxonomy: Arc::new(taxonomy),
             dummy_password_hash: dummy.into(),
             settings: Arc::new(settings),
@@ -168,7 +177,16 @@ impl Application {
         }
         let mut workers = vec![tokio::spawn(rooms::run(state.clone()))];
         if state.settings.run_workers {
-            workers.push(tokio::spawn(audit::run_sealer(state.pool.clone())));
+            workers.push(tokio::spawn(audit::chain::run_sealer(
+                state.pool.clone(),
+                state.audit_key.clone(),
+                audit::chain::Sinks {
+                    checkpoints: audit::chain::Checkpoints::in_data_dir(&state.settings.data_dir),
+                    email: state.settings.audit_checkpoint_email.clone(),
+                    public_url: state.settings.public_url.clone(),
+                },
+                state.clock.clone(),
+            )));
             workers.push(tokio::spawn(accounts::housekeeping::run(
                 state.pool.clone(),
                 state.clock.clone(),

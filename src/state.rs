@@ -24,6 +24,10 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// Seals second-factor keys with `KITH_DATA_KEY`.
     pub sealer: crate::seal::Sealer,
+    /// Seals client contact details with `KITH_CONTACT_KEY` (and opens what older keys sealed).
+    pub contact_keys: crate::seal::Keyring,
+    /// Keys the audit chain.
+    pub audit_key: crate::audit::chain::ChainKey,
     /// This instance's per-address limits (registration, reset requests).
     pub address_limits: crate::limits::AddressLimits,
     pub taxonomy: Arc<Taxonomy>,

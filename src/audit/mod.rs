@@ -1,14 +1,14 @@
 //! The append-only audit log: who did what to which record, when, from where.
 //! Rows are written inside the business transaction and sealed afterwards
-//! into a SHA-256 hash chain by one sealer at a time (see the migration).
+//! onto a keyed hash chain by one sealer at a time (`chain`).
 
+pub mod chain;
 mod routes;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -58,6 +58,13 @@ crate::text_enum! {
         ReferralCompleted = "referral.completed",
         ReferralOfferExpired = "referral.offer_expired",
         ReferralContactReleased = "referral.contact_released",
+        ReferralContactRefused = "referral.contact_refused",
+        ReferralContactPurged = "referral.contact_purged",
+        /// Free text sent although the privacy guard found a possible identifier.
+        PrivacyOverride = "privacy.override",
+        AuditRead = "audit.read",
+        AttendanceRead = "session.attendance_read",
+        LedgerRead = "supervision.ledger_read",
         GroupCreated = "group.created",
         GroupEdited = "group.edited",
         GroupInvited = "group.invited",
@@ -158,160 +165,4 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub detail: serde_json::Value,
-    pub seq: Option<i64>,
-    #[serde(skip)]
-    pub prev_hash: Option<Vec<u8>>,
-    #[serde(skip)]
-    pub hash: Option<Vec<u8>>,
-}
-
-impl AuditEntry {
-    /// The chain link: SHA-256 over the previous hash and this row's content.
-    fn link(&self, prev: &[u8]) -> Vec<u8> {
-        let content = serde_json::json!([
-            self.id,
-            self.at.timestamp_micros(),
-            self.actor_id,
-            self.action,
-            self.entity_type,
-            self.entity_id,
-            self.ip,
-            self.request_id,
-            self.detail,
-        ]);
-        let mut hasher = Sha256::new();
-        hasher.update(prev);
-        hasher.update(content.to_string().as_bytes());
-        hasher.finalize().to_vec()
-    }
-}
-
-const SEAL_LOCK: i64 = 0x6b69_7468_0001;
-
-/// Seals up to `batch` unsealed rows onto the chain. Returns how many; 0 when
-/// another instance holds the sealer lock.
-pub async fn seal_pending(conn: &mut AsyncPgConnection, batch: i64) -> QueryResult<usize> {
-    use diesel_async::AsyncConnection;
-    conn.transaction(async |conn| {
-        let locked: bool = diesel::select(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("pg_try_advisory_xact_lock(")
-                .bind::<diesel::sql_types::BigInt, _>(SEAL_LOCK)
-                .sql(")"),
-        )
-        .get_result(conn)
-        .await?;
-        if !locked {
-            return Ok(0);
-        }
-        let last: Option<(Option<i64>, Option<Vec<u8>>)> = audit_log::table
-            .filter(audit_log::seq.is_not_null())
-            .order(audit_log::seq.desc())
-            .select((audit_log::seq, audit_log::hash))
-            .first(conn)
-            .await
-            .optional()?;
-        let (mut seq, mut prev) = match last {
-            Some((Some(seq), Some(hash))) => (seq, hash),
-            _ => (0, vec![0u8; 32]),
-        };
-        let pending: Vec<AuditEntry> = audit_log::table
-            .filter(audit_log::seq.is_null())
-            .order(audit_log::id.asc())
-            .limit(batch)
-            .select(AuditEntry::as_select())
-            .for_update()
-            .load(conn)
-            .await?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let (mut ids, mut seqs, mut prevs, mut hashes) = (vec![], vec![], vec![], vec![]);
-        for entry in &pending {
-            seq += 1;
-            let hash = entry.link(&prev);
-            ids.push(entry.id);
-            seqs.push(seq);
-            prevs.push(prev.clone());
-            hashes.push(hash.clone());
-            prev = hash;
-        }
-        use diesel::sql_types::{Array, BigInt, Bytea};
-        diesel::sql_query(
-            "UPDATE audit_log a SET seq = v.seq, prev_hash = v.prev, hash = v.hash \
-                 FROM unnest($1, $2, $3, $4) AS v(id, seq, prev, hash) WHERE a.id = v.id",
-        )
-        .bind::<Array<BigInt>, _>(ids)
-        .bind::<Array<BigInt>, _>(seqs)
-        .bind::<Array<Bytea>, _>(prevs)
-        .bind::<Array<Bytea>, _>(hashes)
-        .execute(conn)
-        .await?;
-        Ok(pending.len())
-    })
-    .await
-}
-
-/// The result of walking the chain from the start.
-#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
-pub struct ChainReport {
-    pub intact: bool,
-    pub sealed: i64,
-    pub unsealed: i64,
-    /// The first sequence number whose row or link does not match.
-    pub first_broken_seq: Option<i64>,
-}
-
-pub async fn verify_chain(conn: &mut AsyncPgConnection) -> QueryResult<ChainReport> {
-    let unsealed: i64 = audit_log::table
-        .filter(audit_log::seq.is_null())
-        .count()
-        .get_result(conn)
-        .await?;
-    let mut prev = vec![0u8; 32];
-    let mut expected_seq = 0i64;
-    let mut after = 0i64;
-    loop {
-        let page: Vec<AuditEntry> = audit_log::table
-            .filter(audit_log::seq.gt(after))
-            .order(audit_log::seq.asc())
-            .limit(5_000)
-            .select(AuditEntry::as_select())
-            .load(conn)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq.unwrap_or(after);
-        for entry in &page {
-            expected_seq += 1;
-            let seq = entry.seq.unwrap_or_default();
-            let ok = seq == expected_seq
-                && entry.prev_hash.as_deref() == Some(prev.as_slice())
-                && entry.hash.as_deref() == Some(entry.link(&prev).as_slice());
-            if !ok {
-                return Ok(ChainReport {
-                    intact: false,
-                    sealed: expected_seq - 1,
-                    unsealed,
-                    first_broken_seq: Some(seq.min(expected_seq)),
-                });
-            }
-            prev = entry.hash.clone().unwrap_or_default();
-        }
-    }
-    Ok(ChainReport {
-        intact: true,
-        sealed: expected_seq,
-        unsealed,
-        first_broken_seq: None,
-    })
-}
-
-/// Background sealer: runs until the process ends.
-pub async fn run_sealer(pool: crate::db::DbPool) {
-    let period = std::time::Duration::from_millis(500);
-    crate::worker::every(period, "audit sealing", || async {
-        let mut conn = pool.get().await?;
-        while seal_pending(&mut conn, 2_000).await? == 2_000 {}
-        Ok::<_, anyhow::Error>(())
-    })
-    .await;
 }

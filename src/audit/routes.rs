@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{AuditEntry, ChainReport};
+use super::{AuditEntry, chain::ChainReport};
 use crate::{auth::AuthUser, db::schema::audit_log, error::AppResult, state::AppState};
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -78,6 +78,9 @@ async fn list(
 async fn verify(state: web::Data<AppState>, auth: AuthUser) -> AppResult<HttpResponse> {
     auth.require_admin()?;
     let mut conn = state.pool.get().await?;
-    let report = super::verify_chain(&mut conn).await?;
+    let checkpoints = super::chain::Checkpoints::in_data_dir(&state.settings.data_dir)
+        .read()
+        .map_err(|e| crate::error::AppError::internal(format!("reading the checkpoints: {e}")))?;
+    let report = super::chain::verify(&mut conn, &state.audit_key, &checkpoints).await?;
     Ok(HttpResponse::Ok().json(report))
 }

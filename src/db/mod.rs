@@ -2,13 +2,14 @@
 
 pub mod enums;
 pub mod guard;
+pub mod roles;
 pub mod schema;
 
 use crate::error::AppResult;
-use diesel::QueryResult;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::{QueryResult, QueryableByName};
 use diesel_async::{
     AsyncPgConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
@@ -121,6 +122,31 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, DbSetupEr
     .await
 }
 
+/// The role a URL connects as.
+pub async fn current_role(database_url: &str) -> Result<String, DbSetupError> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| DbSetupError::Migration(e.to_string()))?;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "current_user::text",
+    ))
+    .get_result(&mut conn)
+    .await
+    .map_err(|e| DbSetupError::Migration(e.to_string()))
+}
+
+/// Gives `role` the application's privileges, connected as the owner.
+pub async fn grant_to(owner_url: &str, role: &str) -> Result<(), DbSetupError> {
+    use diesel_async::AsyncConnection;
+    let mut conn = AsyncPgConnection::establish(owner_url)
+        .await
+        .map_err(|e| DbSetupError::Migration(e.to_string()))?;
+    roles::grant_application(&mut conn, role)
+        .await
+        .map_err(|e| DbSetupError::Migration(e.to_string()))
+}
+
 /// Reverts every applied migration, newest first (used by the migration test).
 pub async fn revert_all_migrations(database_url: &str) -> Result<usize, DbSetupError> {
     blocking_harness(database_url, |conn| {
@@ -134,16 +160,37 @@ pub async fn revert_all_migrations(database_url: &str) -> Result<usize, DbSetupE
 
 /// Refuses to go on against a database that is behind this binary.
 pub async fn ensure_migrated(database_url: &str) -> Result<(), DbSetupError> {
-    let pending = blocking_harness(database_url, |conn| {
-        let pending = conn
-            .pending_migrations(MIGRATIONS)
-            .map_err(|e| DbSetupError::Migration(e.to_string()))?;
-        Ok(pending
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect::<Vec<_>>())
-    })
-    .await?;
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    // Read, not set up: the application's role may not create tables (the
+    // harness's own check would create its bookkeeping table).
+    #[derive(QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| DbSetupError::Migration(e.to_string()))?;
+    let applied: Vec<Applied> = diesel::sql_query(
+        "SELECT version FROM __diesel_schema_migrations WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL",
+    )
+    .load(&mut conn)
+    .await
+    .or_else(|e| match e {
+        diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => Ok(vec![]),
+        e => Err(DbSetupError::Migration(e.to_string())),
+    })?;
+    let pending: Vec<String> = MigrationSource::<Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| DbSetupError::Migration(e.to_string()))?
+        .iter()
+        .filter(|m| {
+            !applied
+                .iter()
+                .any(|a| a.version == m.name().version().to_string())
+        })
+        .map(|m| m.name().to_string())
+        .collect();
     if pending.is_empty() {
         Ok(())
     } else {

@@ -11,9 +11,20 @@ diesel::table! {
         ip -> Nullable<Text>,
         request_id -> Nullable<Text>,
         detail -> Jsonb,
-        seq -> Nullable<Int8>,
-        prev_hash -> Nullable<Bytea>,
-        hash -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    audit_pending (entry_id) {
+        entry_id -> Int8,
+    }
+}
+
+diesel::table! {
+    audit_chain (seq) {
+        seq -> Int8,
+        entry_id -> Int8,
+        hash -> Bytea,
     }
 }
 
@@ -202,10 +213,21 @@ diesel::table! {
 diesel::table! {
     referral_contacts (referral_id) {
         referral_id -> Uuid,
-        full_name -> Text,
+        full_name -> Nullable<Text>,
         phone -> Nullable<Text>,
         email -> Nullable<Text>,
         preferred_contact -> Nullable<Text>,
+        sealed -> Nullable<Bytea>,
+        key_id -> Nullable<Text>,
+        purged_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    referral_reads (referral_id, viewer_id) {
+        referral_id -> Uuid,
+        viewer_id -> Uuid,
+        audited_at -> Timestamptz,
     }
 }
 
@@ -234,6 +256,7 @@ diesel::table! {
         reason -> Nullable<Text>,
         note -> Nullable<Text>,
         reminded_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -414,6 +437,8 @@ diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(second_factors -> users (user_id));
 diesel::joinable!(sign_in_challenges -> users (user_id));
 diesel::joinable!(referral_contacts -> referrals (referral_id));
+diesel::joinable!(referral_reads -> referrals (referral_id));
+diesel::joinable!(audit_chain -> audit_log (entry_id));
 diesel::joinable!(referral_events -> referrals (referral_id));
 diesel::joinable!(referral_events -> users (actor_id));
 diesel::joinable!(referral_offers -> referrals (referral_id));
@@ -425,7 +450,9 @@ diesel::joinable!(room_visits -> users (user_id));
 diesel::joinable!(ws_tickets -> groups (group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_chain,
     audit_log,
+    audit_pending,
     auth_sessions,
     email_outbox,
     email_verifications,
@@ -441,6 +468,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     referral_contacts,
     referral_events,
     referral_offers,
+    referral_reads,
     referrals,
     recovery_codes,
     refresh_tokens,

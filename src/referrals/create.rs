@@ -10,9 +10,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
+    contact::Contact,
     model::{
-        Contact, ContactInput, Mode, NewReferral, Offer, Packet, Referral, ReferralView,
-        TimelineEvent,
+        ContactInput, Mode, NewReferral, Offer, Packet, Referral, ReferralView, TimelineEvent,
     },
     notices::tell_new_offer,
     state::{OfferState, Status},
@@ -23,11 +23,11 @@ use crate::{
     auth::AuthUser,
     db::{
         Reuse,
-        schema::{referral_contacts, referral_events, referral_offers, referrals},
+        schema::{referral_events, referral_offers, referrals},
     },
     error::{AppError, AppResult, ErrorBody},
     http::{ApiJson, RequestMeta},
-    search::{MatchRequest, matching::Needs},
+    search::{Location, MatchRequest, matching::Needs},
     state::AppState,
 };
 
@@ -49,34 +49,48 @@ impl From<&Packet> for MatchRequest {
     }
 }
 
-/// The packet as it will be stored: taxonomy terms, state, note and location checked.
-fn check_packet(state: &AppState, packet: &Packet) -> AppResult<Packet> {
+/// The packet as it will be stored: taxonomy terms, state, note and location
+/// checked, the location coarsened to its grid cell (the exact point is
+/// returned to travel sealed with the contact).
+fn check_packet(state: &AppState, packet: &Packet) -> AppResult<(Packet, Option<Location>)> {
     let needs = Needs::check(&state.taxonomy, "packet.", &MatchRequest::from(packet))?;
     let location = packet
         .location
         .map(|l| l.check("packet.location"))
         .transpose()?;
-    Ok(Packet {
+    let packet = Packet {
         state: needs.state,
         concerns: needs.concerns,
         modality: needs.modality,
         insurance: needs.insurance,
         language: needs.language,
-        location,
+        location: location.map(Location::coarse),
         ..packet.clone()
-    })
+    };
+    Ok((packet, location))
 }
 
-fn check_contact(contact: &ContactInput) -> AppResult<String> {
-    let name = contact.full_name.as_str().to_string();
-    let blank = |v: Option<&str>| v.is_none_or(str::is_empty);
-    if blank(contact.phone.as_deref()) && blank(contact.email.as_deref()) {
+/// The contact as it will be sealed, with the exact location the packet
+/// travels without.
+fn check_contact(contact: &ContactInput, exact: Option<Location>) -> AppResult<Contact> {
+    let given = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string);
+    let (phone, email) = (
+        given(contact.phone.as_deref()),
+        given(contact.email.as_deref()),
+    );
+    if phone.is_none() && email.is_none() {
         return Err(AppError::invalid_field(
             "contact",
             "Give a phone number or an email to reach the client.",
         ));
     }
-    Ok(name)
+    Ok(Contact {
+        full_name: contact.full_name.as_str().to_string(),
+        phone,
+        email,
+        preferred_contact: given(contact.preferred_contact.as_deref()),
+        location: exact,
+    })
 }
 
 fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
@@ -105,12 +119,13 @@ async fn recipients(
     state: &AppState,
     auth: &AuthUser,
     input: &NewReferral,
+    packet: &Packet,
 ) -> AppResult<Vec<Uuid>> {
     let mode = input.mode;
     let mut wanted = input.recipients.clone();
     if mode == Mode::Cascade && wanted.is_empty() {
         // No list given: the match shortlist, best first.
-        wanted = crate::search::ranked_candidates(state, auth.user_id, &(&input.packet).into())
+        wanted = crate::search::ranked_candidates(state, auth.user_id, &packet.into())
             .await?
             .into_iter()
             .map(|r| r.id)
@@ -185,9 +200,9 @@ pub async fn create_referral(
     auth.require_verified("send referrals")?;
     let input = body.0;
     let key = idempotency_key(&req)?;
-    let packet = check_packet(&state, &input.packet)?;
-    let recipients = recipients(&state, &auth, &input).await?;
-    let client_name = check_contact(&input.contact)?;
+    let (packet, exact) = check_packet(&state, &input.packet)?;
+    let recipients = recipients(&state, &auth, &input, &packet).await?;
+    let contact = check_contact(&input.contact, exact)?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     if let Some(k) = &key
@@ -322,31 +337,8 @@ pub async fn create_referral(
             // by PostgreSQL in this order.
             let shared: &AsyncPgConnection = conn;
             let url = &state.mailer.public_url;
-            let contact = &input.contact;
             let write_contact = async {
-                let mut c = shared;
-                diesel::insert_into(referral_contacts::table)
-                    .values(Contact {
-                        referral_id: referral.id,
-                        full_name: client_name.clone(),
-                        phone: contact
-                            .phone
-                            .clone()
-                            .map(String::from)
-                            .filter(|v| !v.is_empty()),
-                        email: contact
-                            .email
-                            .clone()
-                            .map(String::from)
-                            .filter(|v| !v.is_empty()),
-                        preferred_contact: contact
-                            .preferred_contact
-                            .clone()
-                            .map(String::from)
-                            .filter(|v| !v.is_empty()),
-                    })
-                    .reused()
-                    .execute(&mut c)
+                super::contact::store(shared, &state.contact_keys, referral.id, &contact)
                     .await
                     .map_err(AppError::from)
             };

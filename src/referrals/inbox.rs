@@ -12,13 +12,13 @@ use uuid::Uuid;
 use super::{
     model::{Mode, Referral, ReferralView, Urgency},
     state::{Event, OfferEvent, OfferState, Status},
-    store::{lock, move_offer, offers_of, transition},
-    view::{view_of, visible_offer},
+    store::{find, lock, move_offer, offers_of, timeline_of, transition},
+    view::{build_view, check_party, view_of, visible_offer},
 };
 use crate::{
     audit,
     auth::AuthUser,
-    db::schema::{referral_offers, referrals},
+    db::schema::{referral_offers, referral_reads, referrals},
     error::{AppError, AppResult, ErrorBody},
     http::RequestMeta,
     state::AppState,
@@ -42,7 +42,9 @@ pub struct ListQuery {
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ReferralSummary {
     pub id: Uuid,
-    pub status: Status,
+    /// Absent in the inbox once my offer ended (what happened next is not mine to see).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
     pub mode: Mode,
     pub urgency: Urgency,
     pub concerns: Vec<String>,
@@ -54,19 +56,30 @@ pub struct ReferralSummary {
     pub updated_at: DateTime<Utc>,
 }
 
+/// My offer of an inbox row: its state, deadline and when it closed.
+type MyOffer = (OfferState, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 impl ReferralSummary {
-    fn of(r: &Referral, offer: Option<(OfferState, Option<DateTime<Utc>>)>) -> Self {
+    fn of(r: &Referral, offer: Option<MyOffer>) -> Self {
+        let ended = offer.filter(|o| !OfferState::SEEING.contains(&o.0));
         Self {
             id: r.id,
-            status: r.status,
+            status: if ended.is_some() {
+                None
+            } else {
+                Some(r.status)
+            },
             mode: r.mode,
             urgency: r.urgency,
             concerns: r.concerns.clone(),
             client_state: r.client_state.clone(),
             offer_state: offer.map(|o| o.0),
-            deadline: offer.and_then(|o| o.1),
+            deadline: offer.and_then(|o| o.1).filter(|_| ended.is_none()),
             created_at: r.created_at,
-            updated_at: r.updated_at,
+            updated_at: match ended {
+                Some((_, _, closed)) => closed.unwrap_or(r.created_at).min(r.updated_at),
+                None => r.updated_at,
+            },
         }
     }
 }
@@ -155,12 +168,22 @@ pub async fn list_referral(
                 Referral::as_select(),
                 referral_offers::state,
                 referral_offers::deadline,
+                referral_offers::closed_at,
             );
-            let rows: Vec<(Referral, OfferState, Option<DateTime<Utc>>)> = match status {
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(
+                Referral,
+                OfferState,
+                Option<DateTime<Utc>>,
+                Option<DateTime<Utc>>,
+            )> = match status {
                 Some(s) => {
+                    // Only offers still mine to follow: a status is not news
+                    // for a colleague whose offer ended.
                     referral_offers::table
                         .inner_join(referrals::table)
                         .filter(mine.and(referrals::status.eq(s)))
+                        .filter(referral_offers::state.eq_any(OfferState::SEEING))
                         .order(newest)
                         .limit(per_page)
                         .offset((page - 1) * per_page)
@@ -181,8 +204,8 @@ pub async fn list_referral(
                 }
             };
             rows.into_iter()
-                .map(|(r, offer_state, deadline)| {
-                    ReferralSummary::of(&r, Some((offer_state, deadline)))
+                .map(|(r, offer_state, deadline, closed)| {
+                    ReferralSummary::of(&r, Some((offer_state, deadline, closed)))
                 })
                 .collect()
         }
@@ -190,8 +213,13 @@ pub async fn list_referral(
     Ok(HttpResponse::Ok().json(rows))
 }
 
+/// How often one person's reading of one referral is audited: once per
+/// visit, not per poll of an open page.
+const READ_AUDITED_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
 /// One referral with its timeline. Opening it as the colleague holding the
-/// offer marks it received.
+/// offer marks it received. A read is audited once per viewer per referral
+/// per hour; polling an open page takes no lock and writes nothing.
 #[utoipa::path(tag = "referrals", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = ReferralView), (status = 404, body = ErrorBody)))]
 #[get("/referrals/{id}")]
@@ -204,36 +232,86 @@ pub async fn view_referral(
     let id = path.into_inner();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let view = crate::db::retrying(async || {
-        conn.transaction::<_, AppError, _>(async |conn| {
-            let mut referral = lock(conn, id).await?;
-            let offers = offers_of(conn, id).await?;
-            if let Some(offer) =
-                visible_offer(&offers, auth.user_id).filter(|o| o.state == OfferState::Offered)
-            {
-                move_offer(conn, offer, OfferEvent::Open, now).await?;
-                if referral.status == Status::Requested {
-                    transition(conn, &referral, Event::View, Some(auth.user_id), now, None).await?;
-                    referral = lock(conn, id).await?;
+    let referral = find(&mut conn, id).await?;
+    let offers = offers_of(&mut conn, id).await?;
+    let first_open =
+        visible_offer(&offers, auth.user_id).is_some_and(|o| o.state == OfferState::Offered);
+    let view = if first_open {
+        // The colleague opens it for the first time: the one write a read makes.
+        crate::db::retrying(async || {
+            conn.transaction::<_, AppError, _>(async |conn| {
+                let mut referral = lock(conn, id).await?;
+                let offers = offers_of(conn, id).await?;
+                if let Some(offer) =
+                    visible_offer(&offers, auth.user_id).filter(|o| o.state == OfferState::Offered)
+                {
+                    move_offer(conn, offer, OfferEvent::Open, now).await?;
+                    if referral.status == Status::Requested {
+                        transition(conn, &referral, Event::View, Some(auth.user_id), now, None)
+                            .await?;
+                        referral = lock(conn, id).await?;
+                    }
                 }
-            }
-            let view = view_of(conn, &referral, auth.user_id).await?;
+                view_of(conn, &referral, auth.user_id).await
+            })
+            .await
+        })
+        .await?
+    } else {
+        check_party(&referral, &offers, auth.user_id)?;
+        let timeline = timeline_of(&mut conn, id).await?;
+        build_view(&referral, &offers, timeline, auth.user_id)?
+    };
+    audit_read(&mut conn, &meta, auth.user_id, id, now).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Audits `viewer` reading `referral` unless that was audited in the last hour.
+async fn audit_read(
+    conn: &mut diesel_async::AsyncPgConnection,
+    meta: &RequestMeta,
+    viewer: Uuid,
+    referral: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let last: Option<DateTime<Utc>> = referral_reads::table
+        .find((referral, viewer))
+        .select(referral_reads::audited_at)
+        .first(conn)
+        .await
+        .optional()?;
+    if last.is_some_and(|at| now - at < READ_AUDITED_EVERY) {
+        return Ok(());
+    }
+    conn.transaction::<_, AppError, _>(async |conn| {
+        // Claimed by one request at a time: a concurrent poll finds it fresh.
+        use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
+        let claimed = diesel::sql_query(
+            "INSERT INTO referral_reads (referral_id, viewer_id, audited_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (referral_id, viewer_id) DO UPDATE SET audited_at = EXCLUDED.audited_at \
+             WHERE referral_reads.audited_at <= $4",
+        )
+        .bind::<SqlUuid, _>(referral)
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now - READ_AUDITED_EVERY)
+        .execute(conn)
+        .await?;
+        if claimed == 1 {
             audit::record(
                 conn,
                 now,
-                &meta,
+                meta,
                 audit::Event::new(
-                    Some(auth.user_id),
+                    Some(viewer),
                     audit::Action::ReferralRead,
                     "referral",
-                    id,
+                    referral,
                 ),
             )
             .await?;
-            Ok(view)
-        })
-        .await
+        }
+        Ok(())
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
+    .await
 }

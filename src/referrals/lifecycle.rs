@@ -114,7 +114,7 @@ async fn act(
                 .send(conn, &state.mailer.public_url, offer.recipient_id, id, now)
                 .await?;
             }
-            close_pending_offers(conn, id, None).await?;
+            close_pending_offers(conn, id, None, now).await?;
         }
         audit::record(
             conn,

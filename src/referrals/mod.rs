@@ -10,7 +10,7 @@
 //! reminders). `store` holds the queries they share, `view` what each viewer
 //! may see, `notices` what people are told, `state` the transition tables.
 
-mod contact;
+pub mod contact;
 mod create;
 mod inbox;
 mod lifecycle;

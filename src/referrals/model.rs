@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::state::{OfferState, Status};
 use crate::{
-    db::schema::{referral_contacts, referral_events, referral_offers, referrals},
+    db::schema::{referral_events, referral_offers, referrals},
     search::{AgeBand, Location},
 };
 
@@ -93,6 +93,8 @@ pub struct Offer {
     pub reason: Option<DeclineReason>,
     pub note: Option<String>,
     pub reminded_at: Option<DateTime<Utc>>,
+    /// When it stopped being pending (answered, lapsed or closed).
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// An offer as the API shows it.
@@ -138,18 +140,6 @@ pub struct TimelineEvent {
     pub to_status: Status,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize, ToSchema)]
-#[diesel(table_name = referral_contacts)]
-#[diesel(check_for_backend(diesel::pg::Pg))]
-pub struct Contact {
-    #[serde(skip)]
-    pub referral_id: Uuid,
-    pub full_name: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub preferred_contact: Option<String>,
 }
 
 crate::text_enum! {
@@ -274,17 +264,23 @@ pub struct NewReferral {
     pub contact: ContactInput,
 }
 
-/// A referral as its sender or a colleague it was offered to sees it.
+/// A referral as its sender or a colleague it was offered to sees it (what
+/// each may see is decided in `referrals::view`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReferralView {
     pub id: Uuid,
     pub sender_id: Uuid,
     pub mode: Mode,
-    pub status: Status,
+    /// Absent for a colleague whose offer ended: what happened next is not theirs to see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
     pub packet: Packet,
+    /// Shown to the sender and to the accepter themselves.
     pub accepted_by: Option<Uuid>,
     pub accepted_onto: Option<AcceptTarget>,
+    /// Shown to the sender and the accepter.
     pub first_appointment_at: Option<DateTime<Utc>>,
+    /// Shown to the sender and the accepter.
     pub outcome: Option<String>,
     /// The sender sees every offer; a colleague sees only their own.
     pub offers: Vec<OfferView>,

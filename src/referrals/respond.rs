@@ -98,7 +98,7 @@ pub async fn accept_referral(
             crate::outbox::enqueue(conn, auth.user_id, now).await?;
             let others_pending = offers.iter().any(|o| o.id != offer.id && o.state.is_pending());
             if others_pending {
-                close_pending_offers(conn, id, Some(offer.id)).await?;
+                close_pending_offers(conn, id, Some(offer.id), now).await?;
             }
             ReferralNotice {
                 kind: "referral_accepted",

@@ -128,6 +128,13 @@ impl OfferState {
         OfferState::Received,
     ];
 
+    /// The colleague still follows the referral: holding the offer or having accepted it.
+    pub const SEEING: [OfferState; 3] = [
+        OfferState::Offered,
+        OfferState::Received,
+        OfferState::Accepted,
+    ];
+
     pub fn is_answerable(self) -> bool {
         Self::ANSWERABLE.contains(&self)
     }

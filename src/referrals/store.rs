@@ -146,6 +146,11 @@ pub async fn move_offer(
             } else {
                 offer.responded_at
             }),
+            referral_offers::closed_at.eq(if to.is_pending() {
+                offer.closed_at
+            } else {
+                Some(at)
+            }),
         ),
         "offer"
     )?;
@@ -158,6 +163,7 @@ pub async fn close_pending_offers(
     conn: &mut AsyncPgConnection,
     referral: Uuid,
     keep: Option<i64>,
+    at: DateTime<Utc>,
 ) -> QueryResult<usize> {
     use crate::db::Reuse;
     diesel::update(
@@ -168,7 +174,10 @@ pub async fn close_pending_offers(
                 .and(referral_offers::state.eq_any(OfferState::PENDING)),
         ),
     )
-    .set(referral_offers::state.eq(OfferState::Withdrawn))
+    .set((
+        referral_offers::state.eq(OfferState::Withdrawn),
+        referral_offers::closed_at.eq(at),
+    ))
     .reused()
     .execute(conn)
     .await

@@ -158,8 +158,17 @@ async fn send_reminders(
 
 /// The referral worker: deadlines, reminders and check-ins every 30 seconds.
 pub async fn run_worker(state: AppState) {
-    crate::worker::every(Duration::from_secs(30), "referral deadline sweep", || {
-        sweep_deadlines(&state, state.clock.now())
-    })
+    crate::worker::every(
+        Duration::from_secs(30),
+        "referral deadline sweep",
+        || async {
+            let now = state.clock.now();
+            sweep_deadlines(&state, now).await?;
+            let mut conn = state.pool.get().await?;
+            let retention = state.settings.contact_retention;
+            while super::contact::purge_closed(&mut conn, retention, now).await? == 500 {}
+            Ok::<_, anyhow::Error>(())
+        },
+    )
     .await;
 }

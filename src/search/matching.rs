@@ -67,6 +67,16 @@ impl Location {
             ))
         }
     }
+
+    /// The point of its ~10 km grid cell (0.1 degree): as near as a colleague
+    /// needs to know where a client lives, and what distances are ranked from.
+    pub fn coarse(self) -> Self {
+        let cell = |v: f64| (v * 10.0).round() / 10.0;
+        Self {
+            lat: cell(self.lat),
+            lng: cell(self.lng),
+        }
+    }
 }
 
 /// A client's needs, checked against the taxonomy: the one check that both

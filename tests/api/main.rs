@@ -11,6 +11,7 @@ mod housekeeping;
 mod limits;
 mod mail;
 mod migrations;
+mod minimum;
 mod passwords;
 mod profiles;
 mod referrals;

@@ -415,7 +415,7 @@ async function referralsPage(params) {
       h("a", { class: "button", href: "#/refer" }, "New referral")),
     items.length ? h("ul", { class: "list" }, items.map((r) => h("li", { class: "card" },
       h("a", { href: `#/referrals/${r.id}` }, `${r.concerns.map((c) => label("specialties", c)).join(", ")} — ${r.client_state}, ${r.urgency}`),
-      " ", h("span", { class: "chip" }, r.status), r.deadline ? h("span", { class: "muted" }, ` answer by ${when(r.deadline)}`) : null)))
+      " ", h("span", { class: "chip" }, r.status ?? `your offer: ${r.offer_state}`), r.deadline ? h("span", { class: "muted" }, ` answer by ${when(r.deadline)}`) : null)))
       : h("p", { class: "muted" }, "Nothing here yet."));
 }
 
@@ -452,7 +452,7 @@ async function referralPage(id) {
     }
     fill(view,
       h("h1", {}, `Referral: ${r.packet.concerns.map((c) => label("specialties", c)).join(", ")}`),
-      h("p", {}, h("span", { class: "chip", id: "status" }, r.status), " ", r.mode, r.deadline ? ` · answer by ${when(r.deadline)}` : ""),
+      h("p", {}, h("span", { class: "chip", id: "status" }, r.status ?? `your offer: ${mine?.state}`), " ", r.mode, r.deadline ? ` · answer by ${when(r.deadline)}` : ""),
       h("p", { class: "muted" }, `${r.packet.age_band.replace("_", " ")}, ${r.packet.state}, ${r.packet.urgency}`), r.packet.note ? h("p", {}, r.packet.note) : null,
       actions.length ? h("p", { class: "row" }, actions) : null,
       contact,

@@ -38,7 +38,7 @@ impl TestApp {
     ) -> Self {
         let db = TestDb::migrated().await;
         let data_dir = std::env::temp_dir().join(format!("kith-test-{}", Uuid::new_v4().simple()));
-        let mut settings = Settings::for_database(&db.url, data_dir.clone());
+        let mut settings = Settings::for_database(&db.app_url, data_dir.clone());
         settings.db_pool_size = 4;
         settings.workers = 1;
         // Every test registers from 127.0.0.1; the limits' own tests set them.
@@ -305,14 +305,16 @@ impl TestApp {
         }
     }
 
-    /// Waits until every audit entry so far is sealed into the chain.
+    /// Waits until every audit entry so far is sealed into the chain (by the
+    /// server's own sealer, which also writes the checkpoint file).
     pub async fn seal_audit(&self) {
-        let mut conn = self.db.conn().await;
-        while kith::audit::seal_pending(&mut conn, 1_000)
-            .await
-            .expect("seal")
-            > 0
-        {}
+        self.eventually("the audit log is sealed", async || {
+            self.db
+                .scalar_i64("SELECT count(*) FROM audit_pending")
+                .await
+                == 0
+        })
+        .await;
     }
 }
 
@@ -334,23 +336,33 @@ pub struct Sibling {
 
 impl TestApp {
     pub async fn sibling(&self) -> Sibling {
+        self.sibling_with(|_| {})
+            .await
+            .expect("start a second Kith")
+    }
+
+    /// A second server with some settings changed (keys rotated, say); the
+    /// error when it refuses to start.
+    pub async fn sibling_with(
+        &self,
+        configure: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Sibling> {
         let mut settings = (*self.state.settings).clone();
         settings.data_dir =
             std::env::temp_dir().join(format!("kith-test-{}", Uuid::new_v4().simple()));
         settings.addr = "127.0.0.1:0".into();
-        let app = Application::build(settings.clone(), self.clock.clone())
-            .await
-            .expect("start a second Kith");
+        configure(&mut settings);
+        let app = Application::build(settings.clone(), self.clock.clone()).await?;
         let state = app.state().clone();
         let base = format!("http://{}", app.addr());
         let handle = app.handle();
         tokio::spawn(app.run());
-        Sibling {
+        Ok(Sibling {
             base,
             state,
             handle,
             data_dir: settings.data_dir,
-        }
+        })
     }
 }
 

@@ -15,6 +15,40 @@ fn url_for(db: &str) -> String {
     format!("{prefix}/{db}")
 }
 
+/// The application role's password in tests.
+const APP_PASSWORD: &str = "kith_app";
+
+/// `url` as the application's own role, which may only add to the audit log.
+fn as_application(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!(
+        "{scheme}://{}:{APP_PASSWORD}@{host}",
+        kith::db::roles::APPLICATION_ROLE
+    )
+}
+
+/// Makes the application role when the cluster has none (the admin role
+/// needs CREATEROLE, which `scripts/test` gives it).
+async fn ensure_application_role(conn: &mut AsyncPgConnection) {
+    let role = kith::db::roles::APPLICATION_ROLE;
+    if !kith::db::roles::exists(conn, role)
+        .await
+        .expect("look up role")
+    {
+        diesel::sql_query(format!("CREATE ROLE {role} LOGIN PASSWORD '{APP_PASSWORD}'"))
+            .execute(conn)
+            .await
+            .expect("create the application role (the role in DATABASE_URL needs CREATEROLE; scripts/test gives it)");
+    }
+    // The owner may end the application's connections (dropping a test
+    // database, the tests that cut a connection) and see what they wait on.
+    diesel::sql_query(format!("GRANT {role} TO current_user"))
+        .execute(conn)
+        .await
+        .expect("make the owner a member of the application role");
+}
+
 /// The migrated template, named after the migrations it holds so that a
 /// changed migration set builds a new one.
 async fn template() -> String {
@@ -44,6 +78,7 @@ async fn template() -> String {
         .execute(&mut conn)
         .await
         .expect("lock");
+    ensure_application_role(&mut conn).await;
     let exists: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
         "(SELECT count(*) FROM pg_database WHERE datname = '{name}')"
     )))
@@ -63,6 +98,9 @@ async fn template() -> String {
         kith::db::run_migrations(&url_for(&building))
             .await
             .expect("migrate template");
+        kith::db::grant_to(&url_for(&building), kith::db::roles::APPLICATION_ROLE)
+            .await
+            .expect("grant the application role");
         diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
             .execute(&mut conn)
             .await
@@ -78,7 +116,10 @@ async fn template() -> String {
 /// A database of the test's own, dropped when the test ends.
 pub struct TestDb {
     pub name: String,
+    /// As the owner (migrations, and what a test does behind the API).
     pub url: String,
+    /// As the application's role: what the server connects with.
+    pub app_url: String,
 }
 
 impl TestDb {
@@ -108,6 +149,7 @@ impl TestDb {
             .expect("create test database");
         Self {
             url: url_for(&name),
+            app_url: as_application(&url_for(&name)),
             name,
         }
     }
@@ -122,6 +164,26 @@ impl TestDb {
     pub async fn run_sql(&self, sql: &str) {
         use diesel_async::SimpleAsyncConnection;
         self.conn().await.batch_execute(sql).await.expect(sql);
+    }
+
+    /// One number from SQL (counts in tests).
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "({sql})"
+        )))
+        .get_result(&mut self.conn().await)
+        .await
+        .expect(sql)
+    }
+
+    /// One text from SQL.
+    pub async fn scalar_text(&self, sql: &str) -> String {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(&format!(
+            "({sql})"
+        )))
+        .get_result(&mut self.conn().await)
+        .await
+        .expect(sql)
     }
 
     pub async fn drop_now(&self) {
