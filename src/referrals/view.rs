@@ -168,7 +168,7 @@ mod tests {
     use super::*;
     use crate::{
         referrals::{
-            model::{AcceptTarget, Mode, ReferralNote, Urgency},
+            model::{AcceptTarget, Mode, Urgency},
             state::Status,
         },
         search::AgeBand,
