@@ -18,6 +18,7 @@ pub mod limits;
 pub mod notify;
 pub mod openapi;
 pub mod outbox;
+pub mod privacy;
 pub mod profiles;
 pub mod referrals;
 pub mod responsiveness;

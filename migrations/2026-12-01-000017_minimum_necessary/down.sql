@@ -33,4 +33,5 @@ ALTER TABLE referral_contacts
     DROP COLUMN purged_at, DROP COLUMN key_id, DROP COLUMN sealed,
     ALTER COLUMN full_name SET NOT NULL;
 DROP TABLE referral_reads;
+ALTER TABLE session_attendance DROP COLUMN answer_note, DROP COLUMN answered_at, DROP COLUMN answer;
 ALTER TABLE referral_offers DROP COLUMN closed_at;

@@ -38,6 +38,15 @@ UPDATE referrals SET latitude = round(latitude::numeric, 1)::float8,
                      longitude = round(longitude::numeric, 1)::float8
     WHERE latitude IS NOT NULL;
 
+-- The supervisee answers each signed line of theirs: confirmed, or
+-- disputed with a note (marked as such in every export).
+ALTER TABLE session_attendance
+    ADD COLUMN answer text CHECK (answer IN ('confirmed', 'disputed')),
+    ADD COLUMN answered_at timestamptz,
+    ADD COLUMN answer_note text CHECK (length(answer_note) <= 1000),
+    ADD CONSTRAINT session_attendance_answered CHECK ((answer IS NULL) = (answered_at IS NULL)),
+    ADD CONSTRAINT session_attendance_answer_signed CHECK (answer IS NULL OR signed_at IS NOT NULL);
+
 -- The audit chain moves to its own table, so the application role needs no
 -- UPDATE on the audit log: each row is sealed by inserting its link (keyed
 -- HMAC-SHA-256 over the previous link and the row) in seal order.

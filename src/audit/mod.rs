@@ -87,6 +87,8 @@ crate::text_enum! {
         SessionUnlocked = "session.unlocked",
         SessionSignedOff = "session.signed_off",
         SessionAttendanceAdjusted = "session.attendance_adjusted",
+        SessionLineConfirmed = "session.line_confirmed",
+        SessionLineDisputed = "session.line_disputed",
         DemoDataSeeded = "seed.demo_data",
     }
 }

@@ -34,6 +34,7 @@ pub struct AuditQuery {
 #[get("/admin/audit")]
 async fn list(
     state: web::Data<AppState>,
+    meta: crate::http::RequestMeta,
     auth: AuthUser,
     query: crate::http::ApiQuery<AuditQuery>,
 ) -> AppResult<HttpResponse> {
@@ -68,6 +69,17 @@ async fn list(
         .select(AuditEntry::as_select())
         .load(&mut conn)
         .await?;
+    // Reading the audit log is itself recorded, with what was asked.
+    super::record(
+        &conn,
+        state.clock.now(),
+        &meta,
+        super::Event::own_account(auth.user_id, super::Action::AuditRead).detail(serde_json::json!({
+            "actor_id": query.actor_id, "entity_type": query.entity_type, "entity_id": query.entity_id,
+            "action": query.action, "before": query.before, "returned": entries.len(),
+        })),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(entries))
 }
 
@@ -75,12 +87,24 @@ async fn list(
 #[utoipa::path(tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = ChainReport), (status = 403, body = crate::error::ErrorBody)))]
 #[get("/admin/audit/verify")]
-async fn verify(state: web::Data<AppState>, auth: AuthUser) -> AppResult<HttpResponse> {
+async fn verify(
+    state: web::Data<AppState>,
+    meta: crate::http::RequestMeta,
+    auth: AuthUser,
+) -> AppResult<HttpResponse> {
     auth.require_admin()?;
     let mut conn = state.pool.get().await?;
     let checkpoints = super::chain::Checkpoints::in_data_dir(&state.settings.data_dir)
         .read()
         .map_err(|e| crate::error::AppError::internal(format!("reading the checkpoints: {e}")))?;
     let report = super::chain::verify(&mut conn, &state.audit_key, &checkpoints).await?;
+    super::record(
+        &conn,
+        state.clock.now(),
+        &meta,
+        super::Event::own_account(auth.user_id, super::Action::AuditRead)
+            .detail(serde_json::json!({"verified": report.intact})),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -374,6 +374,9 @@ diesel::table! {
         signed_by -> Nullable<Uuid>,
         signer_name -> Nullable<Text>,
         signer_license -> Nullable<Text>,
+        answer -> Nullable<Text>,
+        answered_at -> Nullable<Timestamptz>,
+        answer_note -> Nullable<Text>,
     }
 }
 

@@ -40,6 +40,11 @@ pub struct NewGroupInput {
     /// Listed groups can be found and asked to join; default invite-only.
     #[serde(default)]
     pub listed: bool,
+    /// The texts identify no client, although the privacy guard found
+    /// something like an identifier (recorded in the audit log): group
+    /// names and topics reach members and invitation emails.
+    #[serde(default)]
+    pub confirm_no_identifiers: bool,
 }
 
 /// Creates a group; its creator is its first host.
@@ -57,6 +62,11 @@ pub(super) async fn create_group(
     let name = input.name.into_inner();
     let topic = input.topic.into_inner();
     let description = input.description.into_inner();
+    let overridden = crate::privacy::Travelling::new()
+        .field("name", Some(&name))
+        .field("topic", Some(&topic))
+        .field("description", Some(&description))
+        .check(input.confirm_no_identifiers)?;
     let now = state.clock.now();
     let id = Uuid::now_v7();
     let mut conn = state.pool.get().await?;
@@ -90,6 +100,15 @@ pub(super) async fn create_group(
                 now,
                 &meta,
                 audit::Event::new(Some(auth.user_id), audit::Action::GroupCreated, "group", id),
+            )
+            .await?;
+            crate::privacy::record_override(
+                conn,
+                now,
+                &meta,
+                auth.user_id,
+                ("group", id.to_string()),
+                overridden.clone(),
             )
             .await?;
             Ok(group)
@@ -179,6 +198,11 @@ pub struct GroupChanges {
     pub topic: Option<GroupTopic>,
     pub description: Option<GroupDescription>,
     pub listed: Option<bool>,
+    /// The texts identify no client, although the privacy guard found
+    /// something like an identifier (recorded in the audit log): group
+    /// names and topics reach members and invitation emails.
+    #[serde(default)]
+    pub confirm_no_identifiers: bool,
 }
 
 /// A host changes the group's name, topic, description or listing.
@@ -197,6 +221,11 @@ pub(super) async fn edit_group(
     let name = changes.name.map(String::from);
     let topic = changes.topic.map(String::from);
     let description = changes.description.map(String::from);
+    let overridden = crate::privacy::Travelling::new()
+        .field("name", name.as_deref())
+        .field("topic", topic.as_deref())
+        .field("description", description.as_deref())
+        .check(changes.confirm_no_identifiers)?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let group = crate::db::retrying(async || {
@@ -219,6 +248,15 @@ pub(super) async fn edit_group(
                 now,
                 &meta,
                 audit::Event::new(Some(auth.user_id), audit::Action::GroupEdited, "group", id),
+            )
+            .await?;
+            crate::privacy::record_override(
+                conn,
+                now,
+                &meta,
+                auth.user_id,
+                ("group", id.to_string()),
+                overridden.clone(),
             )
             .await?;
             load_group(conn, id).await

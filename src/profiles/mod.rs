@@ -81,17 +81,20 @@ pub async fn licensed_states(
     query.load(&mut conn).await
 }
 
-/// A clinician's licence as their profile states it: states and number.
-pub async fn license(
+/// A clinician's licence as an administrator verified it (`IL 12345`, the
+/// first verified state): `None` without a number or a verified state.
+pub async fn verified_license(
     conn: &mut AsyncPgConnection,
     user: Uuid,
-) -> QueryResult<Option<(Vec<String>, Option<String>)>> {
-    profiles::table
+) -> QueryResult<Option<String>> {
+    let row: Option<(Vec<String>, Option<String>)> = profiles::table
         .find(user)
-        .select((profiles::license_states, profiles::license_number))
+        .select((profiles::verified_states, profiles::license_number))
         .first(conn)
         .await
-        .optional()
+        .optional()?;
+    Ok(row
+        .and_then(|(states, number)| Some(format!("{} {}", <[String]>::first(&states)?, number?))))
 }
 
 /// Reserves one of `user`'s open slots (accepting a referral); false when

@@ -201,6 +201,9 @@ pub async fn create_referral(
     let input = body.0;
     let key = idempotency_key(&req)?;
     let (packet, exact) = check_packet(&state, &input.packet)?;
+    let overridden = crate::privacy::Travelling::new()
+        .field("packet.note", Some(packet.note.as_str()))
+        .check(input.confirm_no_identifiers)?;
     let recipients = recipients(&state, &auth, &input, &packet).await?;
     let contact = check_contact(&input.contact, exact)?;
     let now = state.clock.now();
@@ -380,9 +383,17 @@ pub async fn create_referral(
                     "referral",
                     referral.id,
                 );
-                audit::record(shared, now, &meta, event)
-                    .await
-                    .map_err(AppError::from)
+                audit::record(shared, now, &meta, event).await?;
+                crate::privacy::record_override(
+                    shared,
+                    now,
+                    &meta,
+                    auth.user_id,
+                    ("referral", referral.id.to_string()),
+                    overridden.clone(),
+                )
+                .await
+                .map_err(AppError::from)
             };
             let (_, offers, created, _, ()) = futures_util::try_join!(
                 write_contact,

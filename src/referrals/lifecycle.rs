@@ -29,7 +29,8 @@ use crate::{
 enum Extra {
     Nothing,
     FirstAppointment(DateTime<Utc>),
-    Outcome(String),
+    /// The outcome, and what the privacy guard let through for the audit log.
+    Outcome(String, Option<serde_json::Value>),
 }
 
 /// Who may take a step.
@@ -90,12 +91,21 @@ async fn act(
                 )
                 .await?;
             }
-            Extra::Outcome(outcome) => {
+            Extra::Outcome(outcome, overridden) => {
                 diesel_async::RunQueryDsl::execute(
                     diesel::update(referrals::table.find(id))
                         .set(referrals::outcome.eq(outcome))
                         .reused(),
                     conn,
+                )
+                .await?;
+                crate::privacy::record_override(
+                    conn,
+                    now,
+                    meta,
+                    auth.user_id,
+                    ("referral", id.to_string()),
+                    overridden.clone(),
                 )
                 .await?;
             }
@@ -192,6 +202,10 @@ pub async fn schedule_referral(
 #[serde(deny_unknown_fields)]
 pub struct CompleteInput {
     pub outcome: super::model::Outcome,
+    /// The outcome identifies no one, although the privacy guard found
+    /// something like an identifier in it (recorded in the audit log).
+    #[serde(default)]
+    pub confirm_no_identifiers: bool,
 }
 
 /// The accepter closes the loop after the first appointment.
@@ -205,9 +219,13 @@ pub async fn complete_referral(
     path: web::Path<Uuid>,
     body: ApiJson<CompleteInput>,
 ) -> AppResult<HttpResponse> {
-    let outcome = body.0.outcome.into_inner();
+    let input = body.0;
+    let overridden = crate::privacy::Travelling::new()
+        .field("outcome", Some(input.outcome.as_str()))
+        .check(input.confirm_no_identifiers)?;
+    let outcome = input.outcome.into_inner();
     let id = path.into_inner();
-    let extra = Extra::Outcome(outcome);
+    let extra = Extra::Outcome(outcome, overridden);
     let view = act(
         &state,
         &meta,

@@ -262,6 +262,11 @@ pub struct NewReferral {
     pub recipients: Vec<Uuid>,
     pub packet: Packet,
     pub contact: ContactInput,
+    /// The sender confirms the note identifies no one, although the privacy
+    /// guard found something that looks like an identifier (recorded in the
+    /// audit log).
+    #[serde(default)]
+    pub confirm_no_identifiers: bool,
 }
 
 /// A referral as its sender or a colleague it was offered to sees it (what

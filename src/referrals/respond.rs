@@ -155,6 +155,10 @@ pub async fn accept_referral(
 pub struct DeclineInput {
     pub reason: DeclineReason,
     pub note: Option<super::model::DeclineNote>,
+    /// The note identifies no one, although the privacy guard found
+    /// something like an identifier in it (recorded in the audit log).
+    #[serde(default)]
+    pub confirm_no_identifiers: bool,
 }
 
 /// After an offer closes without acceptance: the next colleague of a
@@ -229,6 +233,9 @@ pub async fn decline_referral(
         .clone()
         .map(String::from)
         .filter(|n| !n.is_empty());
+    let overridden = crate::privacy::Travelling::new()
+        .field("note", note.as_deref())
+        .check(input.confirm_no_identifiers)?;
     let now = state.clock.now();
     let url = state.mailer.public_url.as_str();
     let mut conn = state.pool.get().await?;
@@ -248,12 +255,22 @@ pub async fn decline_referral(
                 (
                     referral_offers::state.eq(to),
                     referral_offers::responded_at.eq(now),
+                    referral_offers::closed_at.eq(now),
                     referral_offers::reason.eq(input.reason),
                     referral_offers::note.eq(&note),
                 ),
                 "offer"
             )?;
             crate::outbox::enqueue(conn, auth.user_id, now).await?;
+            crate::privacy::record_override(
+                conn,
+                now,
+                &meta,
+                auth.user_id,
+                ("referral", id.to_string()),
+                overridden.clone(),
+            )
+            .await?;
             record_event(
                 conn,
                 id,

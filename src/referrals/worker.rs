@@ -62,6 +62,7 @@ pub async fn sweep_deadlines(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
                 .set((
                     referral_offers::state.eq(OfferState::Expired),
                     referral_offers::responded_at.eq(now),
+                    referral_offers::closed_at.eq(now),
                 ))
                 .reused()
                 .execute(conn)

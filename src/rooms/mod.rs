@@ -4,7 +4,6 @@
 //! its own connections. So several instances form one chat, a lost listener
 //! catches up from the table, and every member sees one order.
 
-pub mod guard;
 pub mod hub;
 mod listener;
 pub mod protocol;

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::guard::Finding;
 use crate::groups::model::GroupRole;
+use crate::privacy::Finding;
 
 /// Longest message body, in characters.
 pub const MAX_BODY_CHARS: usize = 4000;

@@ -14,13 +14,14 @@ use uuid::Uuid;
 mod speak;
 
 use super::{
-    Posted, Signal, guard,
+    Posted, Signal,
     hub::{Cause, Connection, Kill, Outgoing},
     protocol::{self, ClientFrame, MAX_BODY_CHARS, MAX_FRAME_BYTES, ServerFrame},
 };
 use crate::{
     error::{AppError, AppResult, Code},
     groups::model::GroupRole,
+    privacy as guard,
     state::AppState,
 };
 

@@ -247,6 +247,8 @@ async fn the_openapi_document_describes_every_route() {
         ("patch", "/api/v1/sessions/{id}/attendance/{user_id}"),
         ("get", "/api/v1/me/supervision-hours"),
         ("get", "/api/v1/me/supervision-hours.csv"),
+        ("post", "/api/v1/me/supervision-hours/{session_id}/confirm"),
+        ("post", "/api/v1/me/supervision-hours/{session_id}/dispute"),
     ];
     for (method, path) in expected {
         let op = &doc["paths"][path][method];

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Clinician, ORIGIN, Room, TestApp, open_ws};
 
+/// A supervisor whose licence an administrator verified, signed in with a second factor.
 async fn supervisor(app: &TestApp, name: &str) -> Clinician {
     let person = app.register(name).await;
     app.db
@@ -18,6 +19,7 @@ async fn supervisor(app: &TestApp, name: &str) -> Clinician {
             person.id
         ))
         .await;
+    app.verify_licence(&person).await;
     app.promote(person, "supervisor").await
 }
 
@@ -278,7 +280,31 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
     assert_eq!(his.as_array().unwrap().len(), 1);
     assert_eq!(his[0]["minutes"], 30);
 
-    // Sign-off by the host only; then the host corrects Ben's line, with a reason.
+    // The host corrects Ben's line, with a reason, before signing; nobody
+    // raises their own line, and no line runs past the session's hour.
+    let line = format!("/api/v1/sessions/{id}/attendance/{}", ben.id);
+    ben.patch(&line, json!({"minutes": 60, "reason": "I was there"}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    sam.patch(&line, json!({"minutes": 35, "reason": ""}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    sam.patch(&line, json!({"minutes": 61, "reason": "Stayed on after"}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    sam.patch(
+        &format!("/api/v1/sessions/{id}/attendance/{}", sam.id),
+        json!({"minutes": 60, "reason": "Hosted it"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    sam.patch(
+        &line,
+        json!({"minutes": 35, "reason": "Joined by phone for five more minutes"}),
+    )
+    .await
+    .assert(StatusCode::OK);
+    // Sign-off by the host only, under his verified licence; then nothing changes.
     ben.post(&format!("/api/v1/sessions/{id}/sign-off"), json!({}))
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
@@ -291,19 +317,9 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
     sam.post(&format!("/api/v1/sessions/{id}/sign-off"), json!({}))
         .await
         .assert_error(StatusCode::CONFLICT, "already_signed");
-    let line = format!("/api/v1/sessions/{id}/attendance/{}", ben.id);
-    ben.patch(&line, json!({"minutes": 60, "reason": "I was there"}))
+    sam.patch(&line, json!({"minutes": 60, "reason": "Second thoughts"}))
         .await
-        .assert_error(StatusCode::FORBIDDEN, "forbidden");
-    sam.patch(&line, json!({"minutes": 35, "reason": ""}))
-        .await
-        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
-    sam.patch(
-        &line,
-        json!({"minutes": 35, "reason": "Joined by phone for five more minutes"}),
-    )
-    .await
-    .assert(StatusCode::OK);
+        .assert_error(StatusCode::CONFLICT, "already_signed");
     app.seal_audit().await;
     let admin = app.admin("Root").await;
     let audit = admin
@@ -372,7 +388,7 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(
         rows[0],
-        "date,group,session,kind,minutes,hours,supervisor,supervisor_license,signed_at"
+        "date,group,session,kind,minutes,hours,supervisor,supervisor_license,signed_at,adjusted_reason,supervisee,dispute_note"
     );
     let date = ledger["lines"][0]["date"].as_str().unwrap();
     assert!(
@@ -382,10 +398,67 @@ async fn a_supervised_session_from_schedule_to_signed_hours() {
         "{}",
         rows[1]
     );
+    assert!(
+        rows[1].ends_with(
+            ",Joined by phone for five more minutes,awaiting the supervisee's confirmation,"
+        ),
+        "{}",
+        rows[1]
+    );
     assert_eq!(rows.len(), 2);
-    // Ana's ledger has her hour.
-    let hers = ana.get("/api/v1/me/supervision-hours").await;
-    assert_eq!(hers.assert(StatusCode::OK)["total_hours"], 1.0);
+
+    // Ben disputes his line; every export says so. Ana confirms her hour.
+    let dispute = format!("/api/v1/me/supervision-hours/{id}/dispute");
+    ben.post(&dispute, json!({"note": ""}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    let disputed = ben
+        .post(&dispute, json!({"note": "I stayed the whole hour."}))
+        .await;
+    let disputed = disputed.assert(StatusCode::OK);
+    assert_eq!(disputed["lines"][0]["answer"], "disputed");
+    assert_eq!(
+        disputed["lines"][0]["answer_note"],
+        "I stayed the whole hour."
+    );
+    ben.post(
+        &format!("/api/v1/me/supervision-hours/{id}/confirm"),
+        json!({}),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "already_answered");
+    let csv = reqwest::Client::new()
+        .get(app.url("/api/v1/me/supervision-hours.csv"))
+        .bearer_auth(&ben.access)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",DISPUTED by the supervisee,I stayed the whole hour."),
+        "{csv}"
+    );
+    let hers = ana
+        .post(
+            &format!("/api/v1/me/supervision-hours/{id}/confirm"),
+            json!({}),
+        )
+        .await;
+    let hers = hers.assert(StatusCode::OK);
+    assert_eq!(hers["total_hours"], 1.0);
+    assert_eq!(hers["lines"][0]["answer"], "confirmed");
+    // Sam has no line of his own in it to answer.
+    sam.post(
+        &format!("/api/v1/me/supervision-hours/{id}/confirm"),
+        json!({}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
 
     // A cancelled session frees its slot; a live one cannot be cancelled twice over.
     let next = scheduled[1]["id"].as_str().unwrap();
@@ -421,8 +494,8 @@ async fn a_supervisor_who_is_only_a_member_moderates_while_hosting() {
     sam.post(&mute, json!({"minutes": 5}))
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
-    // The group's host may not start someone else's session.
-    ana.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+    // A member who neither hosts the group nor scheduled it may not start it.
+    ben.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
     sam.post(&format!("/api/v1/sessions/{id}/start"), json!({}))

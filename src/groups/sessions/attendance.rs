@@ -84,9 +84,6 @@ pub(super) async fn sign_off(
     auth: AuthUser,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
-    // A supervisor's signature is what a board relies on: it needs a sign-in
-    // that proved a second factor.
-    auth.require_second_factor()?;
     let id = path.into_inner();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
@@ -104,27 +101,35 @@ pub(super) async fn sign_off(
                 "This session's attendance is already signed.",
             ));
         }
+        // A supervisor's signature is what a board relies on: a verified
+        // licence, and a sign-in that proved a second factor.
+        let license = if session.kind == SessionKind::GroupSupervision {
+            Some(licensed_supervisor(conn, &auth).await?)
+        } else {
+            auth.require_second_factor()?;
+            crate::profiles::verified_license(conn, auth.user_id).await?
+        };
         let name: String = users::table
             .find(auth.user_id)
             .select(users::display_name)
             .first(conn)
             .await?;
-        let license = crate::profiles::license(conn, auth.user_id).await?;
-        let license = license.and_then(|(states, number)| {
-            number.map(|n| match <[String]>::first(&states) {
-                Some(state) => format!("{state} {n}"),
-                None => n,
-            })
-        });
-        diesel::update(session_attendance::table.filter(session_attendance::session_id.eq(id)))
-            .set((
-                session_attendance::signed_at.eq(now),
-                session_attendance::signed_by.eq(auth.user_id),
-                session_attendance::signer_name.eq(&name),
-                session_attendance::signer_license.eq(&license),
-            ))
-            .execute(conn)
-            .await?;
+        // Nobody signs their own line.
+        diesel::update(
+            session_attendance::table.filter(
+                session_attendance::session_id
+                    .eq(id)
+                    .and(session_attendance::user_id.ne(auth.user_id)),
+            ),
+        )
+        .set((
+            session_attendance::signed_at.eq(now),
+            session_attendance::signed_by.eq(auth.user_id),
+            session_attendance::signer_name.eq(&name),
+            session_attendance::signer_license.eq(&license),
+        ))
+        .execute(conn)
+        .await?;
         diesel::update(group_sessions::table.find(id))
             .set(group_sessions::signed_at.eq(now))
             .execute(conn)
@@ -151,7 +156,8 @@ pub(super) async fn sign_off(
 #[serde(deny_unknown_fields)]
 pub struct AdjustInput {
     pub minutes: i32,
-    /// Why the measured minutes are wrong; kept in the audit log.
+    /// Why the measured minutes are wrong; shown on the attendee's ledger
+    /// and kept in the audit log.
     pub reason: AdjustReason,
 }
 
@@ -160,7 +166,9 @@ crate::text_types! {
     pub AdjustReason = crate::text::Limit::prose("reason", 1, 500);
 }
 
-/// The host corrects one attendee's minutes, with a reason (audited).
+/// The host corrects one attendee's minutes before signing, with a reason
+/// (shown to the attendee, audited): never their own line, never past the
+/// session's length, never once signed.
 #[utoipa::path(tag = "sessions", params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = AdjustInput,
     security(("bearer" = [])),
     responses((status = 200, body = SessionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -179,16 +187,29 @@ pub(super) async fn adjust_attendance(
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, AppError, _>(async |conn| {
         let session = hosted(conn, id, auth.user_id).await?;
+        if user == auth.user_id {
+            return Err(AppError::forbidden(
+                "Nobody adds or changes their own hours: another host of the group can.",
+            ));
+        }
         if session.status != SessionStatus::Ended {
             return Err(AppError::conflict(
                 Code::NotEnded,
                 "Attendance can be adjusted once the session has ended.",
             ));
         }
+        if session.signed_at.is_some() {
+            return Err(AppError::conflict(
+                Code::AlreadySigned,
+                "This session's attendance is signed and can no longer change.",
+            ));
+        }
+        // The session's length in whole minutes, rounded up.
         let limit = session
             .ended_at
             .zip(session.started_at)
-            .map_or(480, |(e, s)| ((e - s).num_minutes() + 1).min(480) as i32);
+            .map_or(0, |(e, s)| ((e - s).num_seconds() + 59) / 60)
+            .min(480) as i32;
         if !(0..=limit).contains(&input.minutes) {
             return Err(AppError::invalid_field(
                 "minutes",
@@ -223,21 +244,6 @@ pub(super) async fn adjust_attendance(
                         "This person is not a member of the group.",
                     ));
                 }
-                let signed = session.signed_at.is_some();
-                let (name, license): (Option<String>, Option<String>) = if signed {
-                    session_attendance::table
-                        .filter(session_attendance::session_id.eq(id))
-                        .select((
-                            session_attendance::signer_name,
-                            session_attendance::signer_license,
-                        ))
-                        .first(conn)
-                        .await
-                        .optional()?
-                        .unwrap_or((None, None))
-                } else {
-                    (None, None)
-                };
                 diesel::insert_into(session_attendance::table)
                     .values((
                         session_attendance::session_id.eq(id),
@@ -248,10 +254,6 @@ pub(super) async fn adjust_attendance(
                         session_attendance::kind.eq(&session.kind),
                         session_attendance::adjusted_reason.eq(&reason),
                         session_attendance::adjusted_at.eq(now),
-                        session_attendance::signed_at.eq(session.signed_at),
-                        session_attendance::signed_by.eq(signed.then_some(auth.user_id)),
-                        session_attendance::signer_name.eq(name),
-                        session_attendance::signer_license.eq(license),
                     ))
                     .execute(conn)
                     .await?;
@@ -272,7 +274,6 @@ pub(super) async fn adjust_attendance(
                 "from": before,
                 "to": input.minutes,
                 "reason": reason,
-                "signed": session.signed_at.is_some(),
             })),
         )
         .await?;

@@ -1,27 +1,53 @@
 //! The supervision-hours ledger: every signed attendance line of mine, with
 //! totals by kind, by supervisor and by month, and a CSV export for a
-//! licensing board. Dates are shown in my time zone.
+//! licensing board. Dates are shown in my time zone. I confirm or dispute
+//! each signed line; a disputed line says so wherever it is shown. Every
+//! read of a ledger is audited.
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, get, http::header, web};
+use actix_web::{HttpResponse, get, http::header, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::stays;
 use crate::{
+    audit,
     auth::AuthUser,
     db::schema::{group_sessions, groups, session_attendance, users},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, Code, ErrorBody},
+    http::{ApiJson, RequestMeta},
     state::AppState,
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(my_ledger).service(my_ledger_csv);
+    cfg.service(my_ledger)
+        .service(my_ledger_csv)
+        .service(confirm_line)
+        .service(dispute_line);
+}
+
+crate::text_enum! {
+    /// What the supervisee said of a signed line.
+    pub enum Answer {
+        Confirmed = "confirmed",
+        Disputed = "disputed",
+    }
+}
+
+impl Answer {
+    /// As every export shows it.
+    fn shown(answer: Option<Answer>) -> &'static str {
+        match answer {
+            None => "awaiting the supervisee's confirmation",
+            Some(Answer::Confirmed) => "confirmed by the supervisee",
+            Some(Answer::Disputed) => "DISPUTED by the supervisee",
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,6 +67,10 @@ pub struct LedgerLine {
     pub signed_at_local: String,
     /// Set when the host corrected the minutes the room measured.
     pub adjusted_reason: Option<String>,
+    /// Mine to give: `confirmed` or `disputed`; absent until I answer.
+    pub answer: Option<Answer>,
+    /// Why I disputed it.
+    pub answer_note: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,6 +133,8 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
         Option<String>,
         Option<DateTime<Utc>>,
         Option<String>,
+        Option<Answer>,
+        Option<String>,
     );
     let rows: Vec<Row> = session_attendance::table
         .inner_join(group_sessions::table.inner_join(groups::table))
@@ -124,6 +156,8 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
             session_attendance::signer_license,
             session_attendance::signed_at,
             session_attendance::adjusted_reason,
+            session_attendance::answer,
+            session_attendance::answer_note,
         ))
         .load(conn)
         .await?;
@@ -142,6 +176,8 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
                 license,
                 signed,
                 reason,
+                answer,
+                answer_note,
             )| {
                 let signed_at = signed?;
                 let held = started.unwrap_or(planned).with_timezone(&tz);
@@ -158,6 +194,8 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
                     signed_at,
                     signed_at_local: stays::local(signed_at, tz),
                     adjusted_reason: reason,
+                    answer,
+                    answer_note,
                 })
             },
         )
@@ -173,21 +211,62 @@ async fn build(conn: &mut AsyncPgConnection, user: Uuid) -> AppResult<Ledger> {
     })
 }
 
+/// Audits that `user` read their ledger.
+async fn audit_read(
+    conn: &AsyncPgConnection,
+    state: &AppState,
+    meta: &RequestMeta,
+    user: Uuid,
+    what: &str,
+) -> AppResult<()> {
+    audit::record(
+        conn,
+        state.clock.now(),
+        meta,
+        audit::Event::own_account(user, audit::Action::LedgerRead)
+            .detail(serde_json::json!({"as": what})),
+    )
+    .await?;
+    Ok(())
+}
+
 /// My supervision hours: every signed session, with totals.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])), responses((status = 200, body = Ledger)))]
 #[get("/me/supervision-hours")]
-async fn my_ledger(state: web::Data<AppState>, auth: AuthUser) -> AppResult<HttpResponse> {
+async fn my_ledger(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+) -> AppResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(build(&mut conn, auth.user_id).await?))
+    let ledger = build(&mut conn, auth.user_id).await?;
+    audit_read(&conn, &state, &meta, auth.user_id, "json").await?;
+    Ok(HttpResponse::Ok().json(ledger))
 }
 
-/// The same ledger as CSV, one signed session a row.
+/// A cell a spreadsheet shows as text: one that begins like a formula
+/// (`=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`.
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The same ledger as CSV, one signed session a row, each row saying
+/// whether I confirmed or disputed it.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])),
     responses((status = 200, content_type = "text/csv", body = String)))]
 #[get("/me/supervision-hours.csv")]
-async fn my_ledger_csv(state: web::Data<AppState>, auth: AuthUser) -> AppResult<HttpResponse> {
+async fn my_ledger_csv(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+) -> AppResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let ledger = build(&mut conn, auth.user_id).await?;
+    audit_read(&conn, &state, &meta, auth.user_id, "csv").await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let csv_error = |e: csv::Error| AppError::internal(e);
     out.write_record([
@@ -200,19 +279,25 @@ async fn my_ledger_csv(state: web::Data<AppState>, auth: AuthUser) -> AppResult<
         "supervisor",
         "supervisor_license",
         "signed_at",
+        "adjusted_reason",
+        "supervisee",
+        "dispute_note",
     ])
     .map_err(csv_error)?;
     for line in &ledger.lines {
         out.write_record([
-            line.date.as_str(),
-            line.group.as_str(),
-            line.session.as_str(),
-            line.kind.as_str(),
-            &line.minutes.to_string(),
-            &format!("{:.2}", line.hours),
-            line.supervisor.as_str(),
-            line.supervisor_license.as_deref().unwrap_or(""),
-            line.signed_at_local.as_str(),
+            cell(&line.date),
+            cell(&line.group),
+            cell(&line.session),
+            cell(line.kind.as_str()),
+            cell(&line.minutes.to_string()),
+            cell(&format!("{:.2}", line.hours)),
+            cell(&line.supervisor),
+            cell(line.supervisor_license.as_deref().unwrap_or("")),
+            cell(&line.signed_at_local),
+            cell(line.adjusted_reason.as_deref().unwrap_or("")),
+            cell(Answer::shown(line.answer)),
+            cell(line.answer_note.as_deref().unwrap_or("")),
         ])
         .map_err(csv_error)?;
     }
@@ -226,4 +311,125 @@ async fn my_ledger_csv(state: web::Data<AppState>, auth: AuthUser) -> AppResult<
             "attachment; filename=\"supervision-hours.csv\"",
         ))
         .body(body))
+}
+
+crate::text_types! {
+    /// Why a supervisee disputes a signed line.
+    pub DisputeNote = crate::text::Limit::prose("note", 1, 1000);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeInput {
+    /// What is wrong with the line (shown with it in every export).
+    pub note: DisputeNote,
+}
+
+/// Records my answer to my signed line of a session, once.
+async fn answer(
+    state: &AppState,
+    meta: &RequestMeta,
+    auth: &AuthUser,
+    session: Uuid,
+    answer: Answer,
+    note: Option<String>,
+) -> AppResult<HttpResponse> {
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let line: Option<(Option<DateTime<Utc>>, Option<Answer>)> = session_attendance::table
+            .find((session, auth.user_id))
+            .select((session_attendance::signed_at, session_attendance::answer))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        match line {
+            Some((Some(_), None)) => {}
+            Some((Some(_), Some(given))) => {
+                return Err(AppError::conflict(
+                    Code::AlreadyAnswered,
+                    format!("You already {given} this line."),
+                ));
+            }
+            _ => {
+                return Err(AppError::not_found(
+                    "You have no signed line in this session.",
+                ));
+            }
+        }
+        diesel::update(session_attendance::table.find((session, auth.user_id)))
+            .set((
+                session_attendance::answer.eq(answer),
+                session_attendance::answered_at.eq(now),
+                session_attendance::answer_note.eq(&note),
+            ))
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            now,
+            meta,
+            audit::Event::new(
+                Some(auth.user_id),
+                if answer == Answer::Confirmed {
+                    audit::Action::SessionLineConfirmed
+                } else {
+                    audit::Action::SessionLineDisputed
+                },
+                "session",
+                session,
+            ),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    let ledger = build(&mut conn, auth.user_id).await?;
+    Ok(HttpResponse::Ok().json(ledger))
+}
+
+/// I confirm my signed line of a session.
+#[utoipa::path(tag = "sessions", params(("session_id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Ledger), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/me/supervision-hours/{session_id}/confirm")]
+async fn confirm_line(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    answer(
+        &state,
+        &meta,
+        &auth,
+        path.into_inner(),
+        Answer::Confirmed,
+        None,
+    )
+    .await
+}
+
+/// I dispute my signed line of a session, saying why.
+#[utoipa::path(tag = "sessions", params(("session_id" = Uuid, Path)), request_body = DisputeInput, security(("bearer" = [])),
+    responses((status = 200, body = Ledger), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/me/supervision-hours/{session_id}/dispute")]
+async fn dispute_line(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    auth: AuthUser,
+    path: web::Path<Uuid>,
+    body: ApiJson<DisputeInput>,
+) -> AppResult<HttpResponse> {
+    let note = body.0.note.into_inner();
+    answer(
+        &state,
+        &meta,
+        &auth,
+        path.into_inner(),
+        Answer::Disputed,
+        Some(note),
+    )
+    .await
 }

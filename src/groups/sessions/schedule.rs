@@ -49,6 +49,11 @@ pub struct ScheduleInput {
     #[serde(default)]
     #[schema(maximum = 52)]
     pub repeat_weeks: u32,
+    /// The title and agenda identify no client, although the privacy guard
+    /// found something like an identifier (recorded in the audit log): they
+    /// reach every member and reminder emails.
+    #[serde(default)]
+    pub confirm_no_identifiers: bool,
 }
 
 /// Schedules a session in a group (a supervisor who is a member, or a host),
@@ -75,14 +80,21 @@ pub(super) async fn schedule_session(
             "Only supervisors and the group's hosts can schedule sessions.",
         ));
     }
-    if member.role != GroupRole::Host {
+    let kind = input.kind.unwrap_or(SessionKind::GroupSupervision);
+    if kind == SessionKind::GroupSupervision {
+        // Hours a board accepts: hosted by a licensed supervisor only.
+        licensed_supervisor(&mut conn, &auth).await?;
+    } else if member.role != GroupRole::Host {
         // Scheduling by virtue of being a supervisor is a privilege.
         auth.require_second_factor()?;
     }
     let tz = viewer_zone(&mut conn, auth.user_id).await?;
     let title = input.title.as_str().to_string();
     let agenda = input.agenda.as_str().to_string();
-    let kind = input.kind.unwrap_or(SessionKind::GroupSupervision);
+    let overridden = crate::privacy::Travelling::new()
+        .field("title", Some(&title))
+        .field("agenda", Some(&agenda))
+        .check(input.confirm_no_identifiers)?;
     let starts_at = stays::parse_time("starts_at", &input.starts_at, tz)?;
     if starts_at <= now {
         return Err(AppError::invalid_field(
@@ -171,6 +183,15 @@ pub(super) async fn schedule_session(
                     group,
                 )
                 .detail(serde_json::json!({ "sessions": ids })),
+            )
+            .await?;
+            crate::privacy::record_override(
+                conn,
+                now,
+                &meta,
+                auth.user_id,
+                ("group", group.to_string()),
+                overridden.clone(),
             )
             .await?;
             Ok(ids)
@@ -266,17 +287,33 @@ pub(super) async fn my_sessions(
 #[get("/sessions/{id}")]
 pub(super) async fn view_session(
     state: web::Data<AppState>,
+    meta: RequestMeta,
     auth: AuthUser,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let session = load(&mut conn, path.into_inner()).await?;
-    if crate::groups::store::membership(&mut conn, session.group_id, auth.user_id)
-        .await?
-        .is_none()
-        && session.host_id != auth.user_id
-    {
+    let Some(member) =
+        crate::groups::store::membership(&mut conn, session.group_id, auth.user_id).await?
+    else {
         return Err(no_session());
+    };
+    if session.status == SessionStatus::Ended
+        && has_authority(&session, auth.user_id, Some(member.role))
+    {
+        // Everyone's attendance is shown: a read worth recording.
+        audit::record(
+            &conn,
+            state.clock.now(),
+            &meta,
+            audit::Event::new(
+                Some(auth.user_id),
+                audit::Action::AttendanceRead,
+                "session",
+                session.id,
+            ),
+        )
+        .await?;
     }
     let tz = viewer_zone(&mut conn, auth.user_id).await?;
     Ok(HttpResponse::Ok().json(show(&mut conn, session, auth.user_id, tz).await?))

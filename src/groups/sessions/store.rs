@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::users::Person,
-    db::schema::{group_sessions, groups, session_attendance, users},
+    db::schema::{group_members, group_sessions, groups, session_attendance, users},
     error::{AppError, AppResult},
 };
 
@@ -70,9 +70,22 @@ pub(super) async fn show_all(
         .await?
         .into_iter()
         .collect();
-    // A host sees every line of their sessions; anyone else only their own.
-    let (hosted, others): (Vec<&Session>, Vec<&Session>) =
-        sessions.iter().partition(|s| s.host_id == viewer);
+    // Whoever has authority over a session now (a current host of its group,
+    // or the member who scheduled it) sees every line; anyone else only their own.
+    let roles: HashMap<Uuid, crate::groups::model::GroupRole> = group_members::table
+        .filter(
+            group_members::user_id
+                .eq(viewer)
+                .and(group_members::group_id.eq_any(&group_ids)),
+        )
+        .select((group_members::group_id, group_members::role))
+        .load(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let (hosted, others): (Vec<&Session>, Vec<&Session>) = sessions
+        .iter()
+        .partition(|s| has_authority(s, viewer, roles.get(&s.group_id).copied()));
     let ids = |list: Vec<&Session>| list.iter().map(|s| s.id).collect::<Vec<Uuid>>();
     let (hosted, others) = (ids(hosted), ids(others));
     type Line = (
@@ -170,6 +183,19 @@ pub(super) async fn show(
     views.pop().ok_or_else(no_session)
 }
 
+/// Whether `viewer`, a member of the session's group in `role` (or none),
+/// has authority over it now.
+pub(super) fn has_authority(
+    session: &Session,
+    viewer: Uuid,
+    role: Option<crate::groups::model::GroupRole>,
+) -> bool {
+    match role {
+        None => false,
+        Some(role) => role == crate::groups::model::GroupRole::Host || session.host_id == viewer,
+    }
+}
+
 /// The session as its viewer sees it, as a reply.
 pub(super) async fn respond(
     conn: &mut AsyncPgConnection,
@@ -181,24 +207,48 @@ pub(super) async fn respond(
     Ok(HttpResponse::Ok().json(show(conn, session, viewer, tz).await?))
 }
 
-/// The session, if the caller is its host; 403 for other members, 404 otherwise.
+/// The session, when `user` has authority over it now: a current host of
+/// its group, or the member who scheduled it while still a member. Someone
+/// removed from the group keeps none (404, as for anyone outside it).
 pub(super) async fn hosted(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     user: Uuid,
 ) -> AppResult<Session> {
     let session = load(conn, id).await?;
-    if session.host_id == user {
-        return Ok(session);
-    }
-    if crate::groups::store::membership(conn, session.group_id, user)
+    let role = crate::groups::store::membership(conn, session.group_id, user)
         .await?
-        .is_some()
-    {
-        Err(AppError::forbidden("Only the session's host can do this."))
-    } else {
-        Err(no_session())
+        .map(|m| m.role);
+    match role {
+        None => Err(no_session()),
+        Some(_) if has_authority(&session, user, role) => Ok(session),
+        Some(_) => Err(AppError::forbidden(
+            "Only the session's host or the group's hosts can do this.",
+        )),
     }
+}
+
+/// What a board relies on: group supervision is hosted and signed by a
+/// supervisor whose licence an administrator verified, signed in with a
+/// second factor. Returns the licence as it is signed (`IL 12345`).
+pub(super) async fn licensed_supervisor(
+    conn: &mut AsyncPgConnection,
+    auth: &crate::auth::AuthUser,
+) -> AppResult<String> {
+    use crate::auth::role::Role;
+    if !matches!(auth.role, Role::Supervisor | Role::Admin) {
+        return Err(AppError::forbidden(
+            "Only a supervisor can host and sign group supervision; an administrator can make you one.",
+        ));
+    }
+    auth.require_second_factor()?;
+    crate::profiles::verified_license(conn, auth.user_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::forbidden(
+                "Group supervision counts only under a verified licence: add your licence number and ask an administrator to verify it.",
+            )
+        })
 }
 
 /// A group's live session, as the room shows it.

@@ -1,5 +1,7 @@
-//! The privacy guard: finds what looks like a client identifier in a chat
-//! message before it is stored — a phone number, an email address, a date
+//! The privacy guard: finds what looks like a client identifier in free
+//! text before it is stored or travels (a chat message, a referral's note,
+//! a decline note or an outcome, a group's or a session's names and
+//! descriptions) — a phone number, an email address, a date
 //! of birth (or any full date, which HIPAA's Safe Harbor counts as an
 //! identifier), a record, insurance or social security number, or a full
 //! name next to a date. It errs towards asking: the sender can confirm a
@@ -196,6 +198,103 @@ const NOT_NAMES: &[&str] = &[
     "You",
     "Your",
 ];
+
+impl IdentifierKind {
+    /// What was found, as a person says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            IdentifierKind::Phone => "a phone number",
+            IdentifierKind::Email => "an email address",
+            IdentifierKind::DateOfBirth => "a date of birth",
+            IdentifierKind::Date => "a full date",
+            IdentifierKind::RecordId => "a record or member number",
+            IdentifierKind::NameWithDate => "a name next to a date",
+        }
+    }
+}
+
+/// Free text an API request sends on to colleagues, checked together.
+pub struct Travelling<'a> {
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Travelling<'a> {
+    pub fn new() -> Self {
+        Self { fields: vec![] }
+    }
+
+    /// `text` at `field` (as the request names it), when given.
+    pub fn field(mut self, field: &'a str, text: Option<&'a str>) -> Self {
+        if let Some(text) = text {
+            self.fields.push((field, text));
+        }
+        self
+    }
+
+    /// Refuses the request with 422 `possible_identifier` at the first field
+    /// holding what looks like an identifier, unless the sender `confirmed`
+    /// it identifies no one; then returns what was let through, for the
+    /// audit log (the fields and kinds, never the text).
+    pub fn check(self, confirmed: bool) -> crate::error::AppResult<Option<serde_json::Value>> {
+        let mut overridden = vec![];
+        for (field, text) in self.fields {
+            let found = scan(text);
+            if found.is_empty() {
+                continue;
+            }
+            let mut kinds: Vec<IdentifierKind> = found.iter().map(|f| f.kind).collect();
+            kinds.dedup();
+            if !confirmed {
+                let what: Vec<&str> = kinds.iter().map(|k| k.describe()).collect();
+                return Err(crate::error::AppError {
+                    field: Some(field.to_string()),
+                    ..crate::error::AppError::new(
+                        crate::error::Code::PossibleIdentifier,
+                        format!(
+                            "This may identify a client ({}). Colleagues see it: remove it, or send again with \"confirm_no_identifiers\": true if it identifies no one.",
+                            what.join(", ")
+                        ),
+                    )
+                });
+            }
+            overridden.push(serde_json::json!({"field": field, "kinds": kinds}));
+        }
+        Ok((!overridden.is_empty()).then(|| serde_json::json!({"overridden": overridden})))
+    }
+}
+
+/// Records that `actor` sent text the guard had flagged, when they did.
+pub async fn record_override(
+    conn: &diesel_async::AsyncPgConnection,
+    now: chrono::DateTime<chrono::Utc>,
+    meta: &crate::http::RequestMeta,
+    actor: uuid::Uuid,
+    entity: (&str, String),
+    overridden: Option<serde_json::Value>,
+) -> diesel::QueryResult<()> {
+    let Some(detail) = overridden else {
+        return Ok(());
+    };
+    crate::audit::record(
+        conn,
+        now,
+        meta,
+        crate::audit::Event::new(
+            Some(actor),
+            crate::audit::Action::PrivacyOverride,
+            entity.0,
+            entity.1,
+        )
+        .detail(detail),
+    )
+    .await
+}
+
+impl Default for Travelling<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Everything in `text` that looks like an identifier, in order, without overlaps.
 pub fn scan(text: &str) -> Vec<Finding> {
