@@ -75,24 +75,35 @@ ensure_postgres() {
       as_root runuser -u postgres -- psql -Atqc 'select 1' >/dev/null 2>&1 && break
       sleep 0.5
     done
-    as_root runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qc "
-      DO \$\$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith') THEN
-          CREATE ROLE kith LOGIN CREATEDB CREATEROLE PASSWORD 'kith';
-        ELSE
-          ALTER ROLE kith LOGIN CREATEDB CREATEROLE PASSWORD 'kith';
-        END IF;
-        -- The server's own role: it may only add to the audit log.
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith_app') THEN
-          CREATE ROLE kith_app LOGIN PASSWORD 'kith_app';
-        END IF;
-        GRANT kith_app TO kith;
-      END \$\$;" >/dev/null
+    ensure_roles
     if ! as_root runuser -u postgres -- psql -Atqc "select 1 from pg_database where datname = 'kith'" | grep -q 1; then
       as_root runuser -u postgres -- createdb -O kith kith
     fi
   fi
+  # Roles made by an older version of these scripts lack what the tests need.
+  if [ "$(psql "$url" -Atqc "select rolcreaterole from pg_roles where rolname = current_user")" != "t" ] ||
+     ! psql "$url" -Atqc "select 1 from pg_roles where rolname = 'kith_app'" | grep -q 1; then
+    ensure_roles
+  fi
   export DATABASE_URL="$url"
+}
+
+# The owner (kith: migrates, creates test databases and the roles they use)
+# and the server's own role (kith_app), made as PostgreSQL's superuser.
+ensure_roles() {
+  as_root runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qc "
+  DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith') THEN
+      CREATE ROLE kith LOGIN CREATEDB CREATEROLE PASSWORD 'kith';
+    ELSE
+      ALTER ROLE kith LOGIN CREATEDB CREATEROLE PASSWORD 'kith';
+    END IF;
+    -- The server's own role: it may only add to the audit log.
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith_app') THEN
+      CREATE ROLE kith_app LOGIN PASSWORD 'kith_app';
+    END IF;
+    GRANT kith_app TO kith;
+  END \$\$;" >/dev/null
 }
 
 # The server connects as the application role (only INSERT and SELECT on the

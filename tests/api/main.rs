@@ -8,6 +8,7 @@ mod errors;
 mod groups;
 mod hardening;
 mod housekeeping;
+mod identifiers;
 mod limits;
 mod mail;
 mod migrations;

@@ -316,3 +316,95 @@ async fn an_open_page_polling_is_audited_once_per_visit() {
         .assert(StatusCode::OK);
     assert_eq!(app.db.scalar_i64(&reads).await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_that_travels_is_held_by_the_privacy_guard_unless_the_sender_confirms() {
+    let app = TestApp::spawn().await;
+    let ana = colleague(&app, "Ana", 0).await;
+    let ben = colleague(&app, "Ben", 1).await;
+
+    // A referral's note with a phone number and a birth date.
+    let mut body = referral("direct", &[&ben]);
+    body["packet"]["note"] = json!("Call her mother on 312-555-0188; DOB 03/14/1989.");
+    let held = ana.post("/api/v1/referrals", body.clone()).await;
+    held.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "possible_identifier");
+    assert_eq!(held.field(), "packet.note");
+    let message = held.assert(StatusCode::UNPROCESSABLE_ENTITY)["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("a phone number") && message.contains("a date of birth"),
+        "{message}"
+    );
+    assert!(
+        ben.get("/api/v1/referrals")
+            .await
+            .assert(StatusCode::OK)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Confirmed: sent, and the override is in the audit log without the text.
+    body["confirm_no_identifiers"] = json!(true);
+    let sent = ana.post("/api/v1/referrals", body).await;
+    let id = sent.assert(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = app.admin("Avery").await;
+    let audit = admin
+        .get(&format!(
+            "/api/v1/admin/audit?action=privacy.override&entity_id={id}"
+        ))
+        .await;
+    let entry = &audit.assert(StatusCode::OK)[0];
+    assert_eq!(entry["actor_id"], ana.id.to_string());
+    assert_eq!(entry["detail"]["overridden"][0]["field"], "packet.note");
+    assert_eq!(
+        entry["detail"]["overridden"][0]["kinds"],
+        json!(["phone", "date_of_birth"])
+    );
+    assert!(!entry.to_string().contains("312-555"), "{entry}");
+
+    // A decline note naming the client's email.
+    let path = format!("/api/v1/referrals/{id}");
+    let held = ben
+        .post(
+            &format!("{path}/decline"),
+            json!({"reason": "other", "note": "Ask jordan@mail.example instead"}),
+        )
+        .await;
+    held.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "possible_identifier");
+    assert_eq!(held.field(), "note");
+
+    // A group named with a date, a session titled with a record number.
+    let held = ana
+        .post("/api/v1/groups", json!({"name": "J.D. intake 12/03/2026"}))
+        .await;
+    held.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "possible_identifier");
+    assert_eq!(held.field(), "name");
+    let group = ana.create_group("Consultation", false).await;
+    let held = ana
+        .post(
+            &format!("/api/v1/groups/{group}/sessions"),
+            json!({"title": "Review of MRN 4471923", "kind": "peer_consultation", "starts_at": "2030-01-07T09:00", "planned_minutes": 30}),
+        )
+        .await;
+    held.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "possible_identifier");
+    assert_eq!(held.field(), "title");
+    let renamed = ana
+        .patch(
+            &format!("/api/v1/groups/{group}"),
+            json!({"topic": "Call 312 555 0188"}),
+        )
+        .await;
+    renamed.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "possible_identifier");
+    ana.patch(
+        &format!("/api/v1/groups/{group}"),
+        json!({"topic": "Call 312 555 0188", "confirm_no_identifiers": true}),
+    )
+    .await
+    .assert(StatusCode::OK);
+}

@@ -518,3 +518,183 @@ async fn a_supervisor_who_is_only_a_member_moderates_while_hosting() {
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_forges_supervision_hours() {
+    let app = TestApp::spawn().await;
+    let start = tomorrow_at_nine_in(&app, "UTC");
+    let supervision = |title: &str| json!({"title": title, "kind": "group_supervision", "starts_at": start, "planned_minutes": 60});
+
+    // A clinician who makes a group is its host, but not a supervisor: no
+    // supervision hours from her sessions (peer consultation is hers to run).
+    let mia = app.register("Mia").await;
+    let group = mia.create_group("Hours for me", false).await;
+    let sessions = format!("/api/v1/groups/{group}/sessions");
+    let refused = mia.post(&sessions, supervision("Supervision")).await;
+    refused.assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        refused.assert(StatusCode::FORBIDDEN)["message"]
+            .as_str()
+            .unwrap()
+            .contains("supervisor")
+    );
+    mia.post(
+        &sessions,
+        json!({"title": "Peer hour", "kind": "peer_consultation", "starts_at": start, "planned_minutes": 60}),
+    )
+    .await
+    .assert(StatusCode::CREATED);
+
+    // A supervisor whose licence nobody verified cannot either.
+    let una = app.register("Una").await;
+    app.db
+        .run_sql(&format!(
+            "UPDATE profiles SET license_number = 'LCSW-1', license_states = '{{IL}}' WHERE user_id = '{}'",
+            una.id
+        ))
+        .await;
+    let una = app.promote(una, "supervisor").await;
+    mia.bring_in(group, &una).await;
+    let refused = una
+        .post(&sessions, supervision("Unverified supervision"))
+        .await;
+    assert!(
+        refused.assert(StatusCode::FORBIDDEN)["message"]
+            .as_str()
+            .unwrap()
+            .contains("verified licence")
+    );
+
+    // A verified supervisor hosts; a co-host is made; the supervisor is then
+    // removed from the group and keeps no authority over the session.
+    let sam = supervisor(&app, "Sam").await;
+    let ben = app.register("Ben").await;
+    let group = sam.create_group("Supervision group", false).await;
+    sam.bring_in(group, &ben).await;
+    let cora = app.register("Cora").await;
+    sam.bring_in(group, &cora).await;
+    sam.patch(
+        &format!("/api/v1/groups/{group}/members/{}", cora.id),
+        json!({"role": "host"}),
+    )
+    .await
+    .assert(StatusCode::OK);
+    let made = sam
+        .post(
+            &format!("/api/v1/groups/{group}/sessions"),
+            supervision("Case review"),
+        )
+        .await;
+    let id = made.assert(StatusCode::CREATED)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cora.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/groups/{group}/members/{}", sam.id),
+        None,
+    )
+    .await
+    .assert(StatusCode::NO_CONTENT);
+    for step in ["start", "lock", "end", "sign-off"] {
+        sam.post(&format!("/api/v1/sessions/{id}/{step}"), json!({}))
+            .await
+            .assert_error(StatusCode::NOT_FOUND, "not_found");
+    }
+    sam.get(&format!("/api/v1/sessions/{id}"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    sam.patch(
+        &format!("/api/v1/sessions/{id}/attendance/{}", ben.id),
+        json!({"minutes": 60, "reason": "x"}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
+
+    // The remaining host runs it, but is no supervisor: the hours stay unsigned.
+    cora.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    app.clock.advance(Duration::minutes(30));
+    let cora = again(&app, &cora).await;
+    cora.post(&format!("/api/v1/sessions/{id}/end"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    cora.patch(
+        &format!("/api/v1/sessions/{id}/attendance/{}", cora.id),
+        json!({"minutes": 30, "reason": "I ran it"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    cora.post(&format!("/api/v1/sessions/{id}/sign-off"), json!({}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let ben = again(&app, &ben).await;
+    let ledger = ben.get("/api/v1/me/supervision-hours").await;
+    assert_eq!(
+        ledger.assert(StatusCode::OK)["lines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_name_a_spreadsheet_would_run_is_exported_as_text() {
+    let app = TestApp::spawn().await;
+    let sam = supervisor(&app, "Sam").await;
+    let ben = app.register("Ben").await;
+    let made = sam
+        .post(
+            "/api/v1/groups",
+            json!({"name": "=HYPERLINK(\"http://evil.example\",\"Hours\")", "topic": "-1+2"}),
+        )
+        .await;
+    let group = made.assert(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    sam.bring_in(group, &ben).await;
+    let start = tomorrow_at_nine_in(&app, "UTC");
+    let made = sam
+        .post(
+            &format!("/api/v1/groups/{group}/sessions"),
+            json!({"title": "@SUM(A1:A9)", "starts_at": start, "planned_minutes": 30}),
+        )
+        .await;
+    let id = made.assert(StatusCode::CREATED)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sam.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    let room = ben.enter(group).await;
+    app.clock.advance(Duration::minutes(30));
+    let sam = again(&app, &sam).await;
+    sam.post(&format!("/api/v1/sessions/{id}/end"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    drop(room);
+    sam.post(&format!("/api/v1/sessions/{id}/sign-off"), json!({}))
+        .await
+        .assert(StatusCode::OK);
+    let ben = again(&app, &ben).await;
+    let csv = reqwest::Client::new()
+        .get(app.url("/api/v1/me/supervision-hours.csv"))
+        .bearer_auth(&ben.access)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = csv.lines().nth(1).expect("Ben's line");
+    assert!(
+        row.contains(r#""'=HYPERLINK(""http://evil.example"",""Hours"")""#),
+        "{row}"
+    );
+    assert!(row.contains(",'@SUM(A1:A9),"), "{row}");
+}

@@ -5,7 +5,7 @@
 
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, rmSync, mkdtempSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, mkdtempSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,12 +25,20 @@ const dbUrl = adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const psql = (sql) => execFileSync("psql", [adminUrl, "-qc", sql], { stdio: "pipe" });
+const query = (sql) => execFileSync("psql", [dbUrl, "-Atc", sql], { encoding: "utf8" });
 psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
 psql(`CREATE DATABASE ${dbName}`);
+// The server runs as the application role (it may only add to the audit
+// log); the owner migrates.
+psql(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kith_app') THEN
+  CREATE ROLE kith_app LOGIN PASSWORD 'kith_app'; END IF; END $$; GRANT kith_app TO current_user;`);
+const appUrl = dbUrl.replace(/:\/\/[^@/]*@/, "://kith_app:kith_app@");
 const env = {
-  ...process.env, DATABASE_URL: dbUrl, KITH_ADDR: `127.0.0.1:${port}`, KITH_PUBLIC_URL: base,
-  KITH_ALLOWED_ORIGINS: base, KITH_DATA_DIR: mkdtempSync(join(tmpdir(), "kith-web-")), KITH_WEB_DIR: join(root, "web"), KITH_LOG: "warn",
+  ...process.env, DATABASE_URL: appUrl, KITH_MIGRATION_URL: dbUrl, KITH_ADDR: `127.0.0.1:${port}`, KITH_PUBLIC_URL: base,
+  KITH_ALLOWED_ORIGINS: base, KITH_DATA_DIR: mkdtempSync(join(tmpdir(), "kith-web-")), KITH_WEB_DIR: join(root, "web"), KITH_LOG: "info",
 };
+// Everything the server logs, searched at the end for the clients' identifiers.
+const serverLog = join(out, "server.log");
 // The web client's stories run on the embedded engine, as a local run does
 // (CI may export MEILI_URL for the search contract suite; it is not for this server).
 delete env.MEILI_URL;
@@ -38,7 +46,8 @@ delete env.MEILI_MASTER_KEY;
 execFileSync(kith, ["migrate"], { env, stdio: "pipe" });
 let server;
 async function startServer() {
-  server = spawn(kith, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
+  const log = openSync(serverLog, "a");
+  server = spawn(kith, ["serve"], { env, stdio: ["ignore", log, log] });
   for (let i = 0; ; i++) {
     try {
       if ((await fetch(`${base}/ready`)).ok) break;
@@ -82,9 +91,14 @@ async function test(name, fn) {
   }
 }
 
+// Every address a browser asked for.
+const visited = [];
+
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
+  page.on("request", (r) => visited.push(r.url()));
+  page.on("websocket", (ws) => visited.push(ws.url()));
   page.on("pageerror", (e) => results.push(`page error (${name}): ${e.message}`));
   return { name, email: `${name.toLowerCase()}@clinic.example`, context, page };
 }
@@ -151,8 +165,8 @@ async function verifyLicence(name) {
     assert.equal(confirmed.status, 200, `second factor: ${await confirmed.text()}`);
   }
   const auth = { authorization: `Bearer ${registrar}` };
-  const hit = (await (await fetch(`${base}/api/v1/search/clinicians?q=${name}`, { headers: auth })).json()).hits[0];
-  const verified = await fetch(`${base}/api/v1/admin/users/${hit.user_id}/verification`, { method: "PUT",
+  const id = query(`SELECT id FROM users WHERE display_name = '${name}'`).trim();
+  const verified = await fetch(`${base}/api/v1/admin/users/${id}/verification`, { method: "PUT",
     headers: { ...json, ...auth }, body: JSON.stringify({ verified: true }) });
   assert.equal(verified.status, 200, `verification: ${await verified.text()}`);
 }
@@ -371,6 +385,14 @@ await test("a supervisor runs a short session and an attendee downloads the hour
   await ana.page.getByRole("button", { name: "Sign in" }).click();
   await ana.page.getByRole("heading", { name: "Find colleagues" }).waitFor();
 
+  // Supervision counts under a verified licence: she gives hers, an administrator checks it.
+  await ana.page.goto(`${base}/#/profile`);
+  await ana.page.getByLabel("Licensed in (states)").fill("IL");
+  await ana.page.getByLabel("License number").fill("PSY-48213");
+  await ana.page.getByRole("button", { name: "Save profile" }).click();
+  await ana.page.getByText("Profile saved.").waitFor();
+  await verifyLicence("Ana");
+
   await ana.page.goto(groupUrl);
   const soon = new Date(Date.now() + 10 * 60 * 1000);
   const local = new Date(soon.getTime() - soon.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
@@ -396,8 +418,18 @@ await test("a supervisor runs a short session and an attendee downloads the hour
   await shot(ben.page, "hours");
   const [download] = await Promise.all([ben.page.waitForEvent("download"), ben.page.getByRole("button", { name: "Download CSV" }).click()]);
   const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
-  assert.equal(csv[0], "date,group,session,kind,minutes,hours,supervisor,supervisor_license,signed_at");
-  assert.match(csv[1], /Trauma consultation,Case review,group_supervision,1,0\.02,Ana,/);
+  assert.equal(csv[0], "date,group,session,kind,minutes,hours,supervisor,supervisor_license,signed_at,adjusted_reason,supervisee,dispute_note");
+  assert.match(csv[1], /Trauma consultation,Case review,group_supervision,1,0\.02,Ana,IL PSY-48213,.*,awaiting the supervisee's confirmation,$/);
+  // Ben disputes the minute: it is marked wherever the line is shown.
+  const row = ben.page.locator("#ledger tr[data-session]").first();
+  await row.getByLabel("Why the line is wrong").fill("I was there for the whole half hour.");
+  await row.getByRole("button", { name: "Dispute" }).click();
+  await ben.page.locator("#ledger tr[data-session]", { hasText: "Disputed I was there for the whole half hour." }).waitFor();
+  await ben.page.setViewportSize({ width: 1280, height: 800 });
+  await shot(ben.page, "hours-disputed");
+  await ben.page.setViewportSize({ width: 390, height: 844 });
+  await shot(ben.page, "hours-disputed-phone");
+  await ben.page.setViewportSize({ width: 1100, height: 900 });
 });
 
 
@@ -545,6 +577,20 @@ await test("a clinician sees where she is signed in and signs out another browse
   await page.getByText(/^Signed out /).waitFor();
   assert.equal(await section.getByRole("button", { name: "Sign out there" }).count(), before - 1);
   await laptop.context.close();
+});
+
+await test("the clients' names, phones and emails are nowhere but their sealed contact rows", async () => {
+  const traces = ["Jordan Example", "555-201-3344", "5552013344", "Sam Placeholder", "555-201-9988", "5552019988"];
+  const places = [["the addresses the browsers visited", visited.join("\n")], ["the server's log", readFileSync(serverLog, "utf8")]];
+  const mail = join(env.KITH_DATA_DIR, "mail");
+  for (const f of readdirSync(mail)) places.push([`the email ${f}`, readFileSync(join(mail, f), "utf8")]);
+  const tables = query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'referral_contacts'").trim().split("\n");
+  assert.ok(tables.includes("audit_log") && visited.length > 100);
+  for (const t of tables) places.push([`the table ${t}`, query(`SELECT row_to_json(t) FROM ${t} t`)]);
+  places.push(["the sealed contact rows", query("SELECT row_to_json(c) FROM referral_contacts c")]);
+  for (const [where, text] of places) {
+    for (const trace of traces) assert.ok(!text.includes(trace), `${trace} appears in ${where}`);
+  }
 });
 
 await browser.close();

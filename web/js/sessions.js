@@ -75,14 +75,36 @@ export async function sessionsPage() {
       toast(err.message);
     }
   } }, "Download CSV");
-  const totals = (rows) => h("ul", {}, rows.map((t) => h("li", {}, `${KIND[t.key] || t.key}: ${t.hours} h (${t.sessions} sessions)`)));
+  const totals = (rows) => h("ul", {}, rows.map((t) => h("li", {}, `${KIND[t.key] || t.key}: ${t.hours} h (${t.sessions} ${t.sessions === 1 ? "session" : "sessions"})`)));
   render(h("h1", {}, "Sessions"),
     h("h2", {}, "Upcoming"),
     upcoming.length ? h("ul", {}, upcoming.map((s) => sessionLine(s, h("a", { href: `#/groups/${s.group_id}` }, s.group_name)))) : h("p", { class: "muted" }, "No sessions coming up."),
     h("h2", {}, "My supervision hours"),
     h("p", { id: "total-hours" }, `${ledger.total_hours} hours in all (${ledger.time_zone})`, " ", download),
     h("div", { class: "row" }, h("div", {}, h("h3", {}, "By kind"), totals(ledger.by_kind)), h("div", {}, h("h3", {}, "By supervisor"), totals(ledger.by_supervisor)), h("div", {}, h("h3", {}, "By month"), totals(ledger.by_month))),
-    ledger.lines.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Date", "Group", "Session", "Kind", "Minutes", "Supervisor", "Signed"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, ledger.lines.map((l) => h("tr", {}, [l.date, l.group, l.session, KIND[l.kind], l.minutes, `${l.supervisor} ${l.supervisor_license || ""}`, l.signed_at_local.slice(0, 16).replace("T", " ")].map((c) => h("td", {}, c))))))
+    ledger.lines.length ? h("div", { class: "table-scroll" }, h("table", { id: "ledger" }, h("thead", {}, h("tr", {}, ["Date", "Group", "Session", "Kind", "Minutes", "Supervisor", "Signed", "Your answer"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, ledger.lines.map((l) => h("tr", { "data-session": l.session_id },
+        [l.date, l.group, l.session, KIND[l.kind], l.adjusted_reason ? `${l.minutes} (corrected: ${l.adjusted_reason})` : l.minutes,
+          `${l.supervisor} ${l.supervisor_license || ""}`, l.signed_at_local.slice(0, 16).replace("T", " ")].map((c) => h("td", {}, c)),
+        h("td", {}, answerCell(l)))))))
       : h("p", { class: "muted" }, "No signed sessions yet."));
+}
+
+// Each signed line is the supervisee's to confirm, or to dispute with a reason.
+function answerCell(line) {
+  if (line.answer === "confirmed") return h("span", { class: "cap cap-open" }, "Confirmed");
+  if (line.answer === "disputed") return h("span", {}, h("span", { class: "cap cap-short" }, "Disputed"), ` ${line.answer_note || ""}`);
+  const why = h("input", { name: "dispute_note", "aria-label": "Why the line is wrong", placeholder: "What is wrong?" });
+  const send = async (action, body) => {
+    try {
+      await api.call("POST", `/me/supervision-hours/${line.session_id}/${action}`, body);
+      await sessionsPage();
+      toast(action === "confirm" ? "Line confirmed." : "Line disputed; every export shows it.");
+    } catch (err) {
+      toast(err.message);
+    }
+  };
+  return h("span", { class: "row" },
+    h("button", { class: "secondary", onclick: () => send("confirm", {}) }, "Confirm"),
+    why, h("button", { class: "secondary", onclick: () => send("dispute", { note: why.value }) }, "Dispute"));
 }
