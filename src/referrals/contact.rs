@@ -145,13 +145,16 @@ pub async fn contact_referral(
     let mut conn = state.pool.get().await?;
     let referral = find(&mut conn, id).await?;
     let offers = offers_of(&mut conn, id).await?;
-    check_party(&referral, &offers, auth.user_id)?;
-    let released = referral.is_accepter(auth.user_id)
+    let party = check_party(&referral, &offers, auth.user_id);
+    let released = party.is_ok()
+        && referral.is_accepter(auth.user_id)
         && matches!(
             referral.status,
             Status::Accepted | Status::Scheduled | Status::Completed
         );
     if !released {
+        // Every refused attempt on a client's contact is recorded, also by
+        // someone the referral never reached (who is told only 404).
         audit::record(
             &conn,
             now,
@@ -164,6 +167,7 @@ pub async fn contact_referral(
             ),
         )
         .await?;
+        party?;
         return Err(AppError::forbidden(
             "Contact details are shared only with the clinician who accepted the referral.",
         ));

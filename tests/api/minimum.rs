@@ -128,10 +128,15 @@ async fn a_colleague_never_offered_it_gets_404_whatever_happens_and_one_whose_of
             "/api/v1/admin/audit?action=referral.contact_refused&entity_id={id}"
         ))
         .await;
-    assert_eq!(
-        refused.assert(StatusCode::OK)[0]["actor_id"],
-        ben.id.to_string()
-    );
+    // Newest first: Ben's, then Dev's, who was only told 404.
+    let actors: Vec<&str> = refused
+        .assert(StatusCode::OK)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, [ben.id.to_string(), dev.id.to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
