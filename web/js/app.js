@@ -440,7 +440,7 @@ async function referralPage(id) {
         h("button", { class: "secondary", onclick: () => act("accept", { onto: "waitlist" }) }, "Accept onto my waitlist"),
         h("span", { class: "row" }, reason, h("button", { class: "secondary", onclick: () => act("decline", { reason: reason.value }) }, "Decline")));
     }
-    if (sender && !["completed", "withdrawn", "expired"].includes(r.status)) {
+    if (sender && !["completed", "withdrawn", "expired", "declined"].includes(r.status)) {
       actions.push(h("button", { class: "secondary", onclick: () => act("withdraw", {}) }, "Withdraw"));
     }
     let contact = null;
