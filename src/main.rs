@@ -103,6 +103,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if matches!(cli.command, Command::AuditVerify { .. })
+        && std::env::var_os("KITH_AUDIT_KEY").is_none()
+    {
+        // Checking with a key made up now would call every entry forged.
+        let dir = std::env::var_os("KITH_DATA_DIR")
+            .map_or_else(|| "./data".into(), std::path::PathBuf::from);
+        anyhow::ensure!(
+            dir.join("audit-key").exists(),
+            "no audit key: set KITH_AUDIT_KEY, or KITH_DATA_DIR to the server's data directory ({} has no audit-key)",
+            dir.display()
+        );
+    }
     let settings = Settings::from_env()?;
     match cli.command {
         Command::Serve => {

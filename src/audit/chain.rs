@@ -180,17 +180,27 @@ impl Checkpoints {
             Err(e) => return Err(e),
         };
         let mut heads = vec![];
-        for line in std::io::BufReader::new(file).lines() {
+        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line?;
             let mut parts = line.split_whitespace();
-            let (Some(seq), Some(hash)) = (parts.next(), parts.next()) else {
-                continue;
+            let head = match (parts.next().map(str::parse), parts.next()) {
+                (Some(Ok(seq)), Some(hash)) if hash.len() == 64 => Head {
+                    seq,
+                    hash: hash.to_string(),
+                },
+                // A line nobody wrote is itself a sign of tampering.
+                _ => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{} line {} is not a checkpoint (`seq hash time`)",
+                            self.path.display(),
+                            n + 1
+                        ),
+                    ));
+                }
             };
-            let Ok(seq) = seq.parse() else { continue };
-            heads.push(Head {
-                seq,
-                hash: hash.to_string(),
-            });
+            heads.push(head);
         }
         Ok(heads)
     }

@@ -138,6 +138,19 @@ async fn the_application_role_may_only_add_to_the_audit_log() {
     let (app, _admin) = history().await;
     let (ok, out) = audit_verify(&app);
     assert!(ok, "an untouched log verifies: {out}");
+    // Without the key, the command says so rather than call every entry forged.
+    let keyless = std::process::Command::new(env!("CARGO_BIN_EXE_kith"))
+        .arg("audit-verify")
+        .env("DATABASE_URL", &app.db.app_url)
+        .env(
+            "KITH_DATA_DIR",
+            std::env::temp_dir().join(format!("kith-nokey-{}", uuid::Uuid::new_v4().simple())),
+        )
+        .env_remove("KITH_AUDIT_KEY")
+        .output()
+        .unwrap();
+    assert!(!keyless.status.success());
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("no audit key"));
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
     let mut conn = AsyncPgConnection::establish(&app.db.app_url).await.unwrap();
     for sql in [
@@ -252,4 +265,14 @@ async fn reordered_and_deleted_entries_are_caught_and_so_is_a_shortened_tail() {
         .await;
     let found = problems(&admin).await;
     assert!(found.contains("Link 1 is missing"), "{found}");
+
+    // A line in the checkpoint file that the sealer never wrote is refused too.
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(app.data_dir.join("audit-checkpoints"))
+        .unwrap();
+    writeln!(file, "9 not-a-link").unwrap();
+    let (ok, out) = audit_verify(&app);
+    assert!(!ok && out.contains("is not a checkpoint"), "{out}");
 }
