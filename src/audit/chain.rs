@@ -249,8 +249,13 @@ pub async fn verify(
         .await?;
     let mut problems = vec![];
     if stranded > 0 {
+        let noun = if stranded == 1 {
+            "entry is"
+        } else {
+            "entries are"
+        };
         problems.push(format!(
-            "{stranded} audit entries are neither sealed nor waiting to be sealed."
+            "{stranded} audit {noun} neither sealed nor waiting to be sealed (inserted past the sealer)."
         ));
     }
     let mut wanted = checkpoints.iter().peekable();

@@ -266,6 +266,22 @@ async fn reordered_and_deleted_entries_are_caught_and_so_is_a_shortened_tail() {
     let found = problems(&admin).await;
     assert!(found.contains("Link 1 is missing"), "{found}");
 
+    // An entry slipped in past the sealer (its queue trigger disabled) is
+    // neither sealed nor waiting, and is reported as such.
+    app.db
+        .run_sql(
+            "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER audit_log_to_seal; \
+             INSERT INTO audit_log (at, action, entity_type) VALUES (now(), 'account.role_changed', 'user'); \
+             ALTER TABLE audit_log ENABLE TRIGGER audit_log_to_seal; COMMIT;",
+        )
+        .await;
+    // Two: this one, and the entry whose link was deleted above.
+    let found = problems(&admin).await;
+    assert!(
+        found.contains("2 audit entries are neither sealed nor waiting"),
+        "{found}"
+    );
+
     // A line in the checkpoint file that the sealer never wrote is refused too.
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
