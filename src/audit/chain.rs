@@ -336,8 +336,9 @@ pub async fn verify(
 /// Where each sealed head goes besides the chain itself.
 pub struct Sinks {
     pub checkpoints: Checkpoints,
-    /// Emailed at most hourly, when the head moved: `(address, public url)`.
+    /// The compliance address the head is emailed to, at most hourly.
     pub email: Option<String>,
+    /// Where the email's links point.
     pub public_url: String,
 }
 

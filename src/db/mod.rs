@@ -163,7 +163,8 @@ pub async fn ensure_migrated(database_url: &str) -> Result<(), DbSetupError> {
     use diesel::sql_types::Text;
     use diesel_async::{AsyncConnection, RunQueryDsl};
     // Read, not set up: the application's role may not create tables (the
-    // harness's own check would create its bookkeeping table).
+    // harness's own check would create its bookkeeping table). A database
+    // without the table has every migration pending.
     #[derive(QueryableByName)]
     struct Applied {
         #[diesel(sql_type = Text)]
@@ -172,15 +173,17 @@ pub async fn ensure_migrated(database_url: &str) -> Result<(), DbSetupError> {
     let mut conn = AsyncPgConnection::establish(database_url)
         .await
         .map_err(|e| DbSetupError::Migration(e.to_string()))?;
-    let applied: Vec<Applied> = diesel::sql_query(
-        "SELECT version FROM __diesel_schema_migrations WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL",
-    )
-    .load(&mut conn)
-    .await
-    .or_else(|e| match e {
-        diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => Ok(vec![]),
-        e => Err(DbSetupError::Migration(e.to_string())),
-    })?;
+    let applied: Vec<Applied> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+        .load(&mut conn)
+        .await
+        .or_else(|e| match e {
+            diesel::result::Error::DatabaseError(_, ref info)
+                if info.message().contains("does not exist") =>
+            {
+                Ok(vec![])
+            }
+            e => Err(DbSetupError::Migration(e.to_string())),
+        })?;
     let pending: Vec<String> = MigrationSource::<Pg>::migrations(&MIGRATIONS)
         .map_err(|e| DbSetupError::Migration(e.to_string()))?
         .iter()

@@ -98,6 +98,19 @@ impl Stored {
     }
 }
 
+/// Every column that holds a contact, sealed or (from before sealing) in
+/// clear, as one write: the default empties them all.
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = referral_contacts, treat_none_as_null = true)]
+struct Held {
+    sealed: Option<Vec<u8>>,
+    key_id: Option<String>,
+    full_name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    preferred_contact: Option<String>,
+}
+
 /// The contact of `referral`: `Ok(None)` once purged.
 async fn load(
     conn: &mut AsyncPgConnection,
@@ -233,14 +246,11 @@ pub async fn prepare(conn: &mut AsyncPgConnection, keys: &Keyring) -> anyhow::Re
         let plain = serde_json::to_vec(&contact)?;
         let (key_id, sealed) = keys.seal(&plain, &context(referral));
         diesel::update(referral_contacts::table.find(referral))
-            .set((
-                referral_contacts::sealed.eq(sealed),
-                referral_contacts::key_id.eq(key_id),
-                referral_contacts::full_name.eq(None::<String>),
-                referral_contacts::phone.eq(None::<String>),
-                referral_contacts::email.eq(None::<String>),
-                referral_contacts::preferred_contact.eq(None::<String>),
-            ))
+            .set(Held {
+                sealed: Some(sealed),
+                key_id: Some(key_id),
+                ..Held::default()
+            })
             .execute(conn)
             .await?;
     }
@@ -273,15 +283,7 @@ pub async fn purge_closed(
         diesel::update(
             referral_contacts::table.filter(referral_contacts::referral_id.eq_any(&due)),
         )
-        .set((
-            referral_contacts::sealed.eq(None::<Vec<u8>>),
-            referral_contacts::key_id.eq(None::<String>),
-            referral_contacts::full_name.eq(None::<String>),
-            referral_contacts::phone.eq(None::<String>),
-            referral_contacts::email.eq(None::<String>),
-            referral_contacts::preferred_contact.eq(None::<String>),
-            referral_contacts::purged_at.eq(now),
-        ))
+        .set((Held::default(), referral_contacts::purged_at.eq(now)))
         .execute(conn)
         .await?;
         let meta = RequestMeta::default();

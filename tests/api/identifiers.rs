@@ -131,13 +131,7 @@ async fn run(engine: Arc<dyn SearchIndex>) {
     let dev = colleague(&app, "Dev", 1).await;
 
     // Direct: opened, accepted, contact read, scheduled, completed.
-    let id = ana
-        .post("/api/v1/referrals", planted("direct", &[&ben]))
-        .await
-        .assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(planted("direct", &[&ben])).await;
     let path = format!("/api/v1/referrals/{id}");
     ben.get(&path).await.assert(StatusCode::OK);
     ben.post(&format!("{path}/accept"), json!({}))
@@ -162,13 +156,7 @@ async fn run(engine: Arc<dyn SearchIndex>) {
     .await
     .assert(StatusCode::OK);
     // Cascade: declined, then accepted onto a waitlist; a refused contact look.
-    let id = ana
-        .post("/api/v1/referrals", planted("cascade", &[&cara, &dev]))
-        .await
-        .assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(planted("cascade", &[&cara, &dev])).await;
     let path = format!("/api/v1/referrals/{id}");
     cara.post(
         &format!("{path}/decline"),
@@ -183,13 +171,7 @@ async fn run(engine: Arc<dyn SearchIndex>) {
         .await
         .assert(StatusCode::OK);
     // Broadcast, withdrawn.
-    let id = ana
-        .post("/api/v1/referrals", planted("broadcast", &[&ben, &cara]))
-        .await
-        .assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(planted("broadcast", &[&ben, &cara])).await;
     ana.post(&format!("/api/v1/referrals/{id}/withdraw"), json!({}))
         .await
         .assert(StatusCode::OK);

@@ -19,16 +19,7 @@ async fn a_colleague_never_offered_it_gets_404_whatever_happens_and_one_whose_of
     let cara = colleague(&app, "Cara", 0).await;
     let dev = colleague(&app, "Dev", 0).await;
     // Ben, then Cara, then Dev.
-    let sent = ana
-        .post(
-            "/api/v1/referrals",
-            referral("cascade", &[&ben, &cara, &dev]),
-        )
-        .await;
-    let id = sent.assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(referral("cascade", &[&ben, &cara, &dev])).await;
     let path = format!("/api/v1/referrals/{id}");
     ben.post(
         &format!("{path}/decline"),
@@ -147,11 +138,7 @@ async fn the_contact_is_sealed_at_rest_the_location_coarsened_and_a_rotated_key_
     let mut body = referral("direct", &[&ben]);
     body["packet"]["location"] = json!({"lat": 40.748_44, "lng": -73.985_66});
     body["contact"]["email"] = json!("jordan.example@mail.example");
-    let sent = ana.post("/api/v1/referrals", body).await;
-    let id = sent.assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(body).await;
     let path = format!("/api/v1/referrals/{id}");
 
     // Ben, offered it, sees only the grid cell.
@@ -217,13 +204,7 @@ async fn contact_details_are_purged_after_the_retention_period_and_the_purge_is_
     let app = TestApp::spawn().await;
     let ana = colleague(&app, "Ana", 0).await;
     let ben = colleague(&app, "Ben", 1).await;
-    let sent = ana
-        .post("/api/v1/referrals", referral("direct", &[&ben]))
-        .await;
-    let id = sent.assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(referral("direct", &[&ben])).await;
     let path = format!("/api/v1/referrals/{id}");
     ben.post(&format!("{path}/accept"), json!({}))
         .await
@@ -291,13 +272,7 @@ async fn an_open_page_polling_is_audited_once_per_visit() {
     let app = TestApp::spawn().await;
     let ana = colleague(&app, "Ana", 0).await;
     let ben = colleague(&app, "Ben", 1).await;
-    let sent = ana
-        .post("/api/v1/referrals", referral("direct", &[&ben]))
-        .await;
-    let id = sent.assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(referral("direct", &[&ben])).await;
     for _ in 0..10 {
         ana.get(&format!("/api/v1/referrals/{id}"))
             .await
@@ -353,11 +328,7 @@ async fn free_text_that_travels_is_held_by_the_privacy_guard_unless_the_sender_c
 
     // Confirmed: sent, and the override is in the audit log without the text.
     body["confirm_no_identifiers"] = json!(true);
-    let sent = ana.post("/api/v1/referrals", body).await;
-    let id = sent.assert(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = ana.refer(body).await;
     let admin = app.admin("Avery").await;
     let audit = admin
         .get(&format!(

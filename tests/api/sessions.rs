@@ -611,15 +611,22 @@ async fn nobody_forges_supervision_hours() {
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
 
-    // The remaining host runs it, but is no supervisor: the hours stay unsigned.
+    // The remaining host runs it, but is no supervisor: Ben's half hour is
+    // measured, and stays unsigned.
     cora.post(&format!("/api/v1/sessions/{id}/start"), json!({}))
         .await
         .assert(StatusCode::OK);
+    let room = ben.enter(group).await;
     app.clock.advance(Duration::minutes(30));
     let cora = again(&app, &cora).await;
-    cora.post(&format!("/api/v1/sessions/{id}/end"), json!({}))
-        .await
-        .assert(StatusCode::OK);
+    let ended = cora
+        .post(&format!("/api/v1/sessions/{id}/end"), json!({}))
+        .await;
+    let lines = ended.assert(StatusCode::OK)["attendance"].clone();
+    drop(room);
+    assert_eq!(lines.as_array().unwrap().len(), 1, "{lines}");
+    assert_eq!(lines[0]["user"]["name"], "Ben");
+    assert_eq!(lines[0]["minutes"], 30);
     cora.patch(
         &format!("/api/v1/sessions/{id}/attendance/{}", cora.id),
         json!({"minutes": 30, "reason": "I ran it"}),
@@ -629,6 +636,13 @@ async fn nobody_forges_supervision_hours() {
     cora.post(&format!("/api/v1/sessions/{id}/sign-off"), json!({}))
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let after = cora.get(&format!("/api/v1/sessions/{id}")).await;
+    let after = after.assert(StatusCode::OK);
+    assert_eq!(after["attendance"][0]["user"]["name"], "Ben", "{after}");
+    assert!(
+        after["signed_at"].is_null() && after["attendance"][0]["signed_at"].is_null(),
+        "{after}"
+    );
     let ben = again(&app, &ben).await;
     let ledger = ben.get("/api/v1/me/supervision-hours").await;
     assert_eq!(

@@ -17,6 +17,16 @@ impl Clinician {
         other
     }
 
+    /// Sends a referral that must be created; its id.
+    pub async fn refer(&self, body: serde_json::Value) -> String {
+        self.post("/api/v1/referrals", body)
+            .await
+            .assert(StatusCode::CREATED)["id"]
+            .as_str()
+            .expect("the referral's id")
+            .to_string()
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
